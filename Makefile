@@ -1,0 +1,52 @@
+# Top-level entry points. Each target installs missing Debian packages first, so a fresh
+# Debian 12 machine needs nothing but this repository.
+#   make          build build/braid (RelWithDebInfo)
+#   make demo     publish the example estate, run the order intake with --drain, print its tree
+#   make test     unit + black-box tests, then the same under ASan + UBSan (build-asan/)
+#   make bench    the benchmarks (optimised build), report in bench/report.md
+
+JOBS   ?= $(shell nproc)
+PYTEST ?= /usr/bin/python3 -m pytest
+
+.PHONY: all deps build build-asan demo test test-unit test-e2e test-asan bench clean format
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j $(JOBS) >/dev/null || cmake --build build
+
+build-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBRAID_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS) >/dev/null || cmake --build build-asan
+
+demo: build
+	@bash examples/demo.sh
+
+test-unit: build
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+test-e2e: build
+	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/e2e
+
+test-asan: build-asan
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	BRAID_BIN=$(CURDIR)/build-asan/braid ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/e2e
+
+test: test-unit test-e2e test-asan
+
+bench: deps
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build-release -j $(JOBS) >/dev/null
+	@bash bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'bench/*.c')
+
+clean:
+	rm -rf build build-asan build-release
