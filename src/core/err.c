@@ -41,7 +41,8 @@ bool err_retryable(int code)
     return table[i].retryable;
 }
 
-static int vset(err_t *err, int code, json_t *detail, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int vset(err_t *err, int code, json_t *detail,
+                                                     const char *fmt, va_list ap)
 {
     if (!err) {
         json_decref(detail);

@@ -153,7 +153,7 @@ typedef struct definition {
     task_t *tasks;
     int n_tasks;
     json_t *doc; /* the validated document (owned) */
-    char hash[65]; /* hex SHA-256 of the canonical document text */
+    char *canonical; /* compact JSON text with sorted keys: what the store keeps and compares */
 } definition_t;
 
 /* One problem found in a document. */
@@ -161,6 +161,7 @@ typedef struct diag {
     char *pointer; /* JSON Pointer of the field ("" = the document) */
     char *message;
     int line, column; /* 0 when unknown */
+    bool at_key;      /* locate the member's key rather than its value (unknown fields) */
 } diag_t;
 
 typedef struct diags {

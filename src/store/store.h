@@ -218,4 +218,24 @@ int store_idempotency_claim(store_t *st, const char *scope, const char *key, con
 /* Delete finished runs (and their steps) that finished before BEFORE; *DELETED counts them. */
 int store_purge(store_t *st, int64_t before, int64_t *deleted, err_t *err);
 
+/* ---- added for the engine's waiting and cancelling paths ---------------------------------- */
+
+/* Claim run ID for OWNER when it is due (queued, or scheduled with scheduled_at <= NOW):
+ * as store_queue_claim for that one run. BR_ENOT_FOUND when it is not claimable. */
+int store_queue_claim_id(store_t *st, const char *id, const char *owner, int64_t now,
+                         int64_t lease_until, run_rec_t **out, err_t *err);
+
+/* Cancel run ID itself: a scheduled or queued run becomes cancelled at NOW (ERROR
+ * {"code": "cancelled"}); a running one gets cancel_requested. *STATUS is its status afterwards.
+ * Durable on return. */
+int store_run_cancel(store_t *st, const char *id, int64_t now, run_status_t *status, err_t *err);
+
+/* Ids of running runs owned by OWNER whose cancellation was requested (array, owned). */
+int store_cancel_requested(store_t *st, const char *owner, json_t **out, err_t *err);
+
+/* Announce an engine process on this store for as long as the store is open. *ALONE tells
+ * whether no other engine process was using it at that moment (then every run still marked
+ * running belongs to a process that is gone). */
+int store_engine_lock(store_t *st, bool *alone, err_t *err);
+
 #endif

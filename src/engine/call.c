@@ -1,0 +1,279 @@
+/* call.c - the one call path: every way into an integration (the command line, HTTP, a
+ * call_integration task, callint) starts a run here.
+ *
+ * Checks come first and start nothing when they fail: the target exists and is not archived,
+ * the caller is allowed, the call depth and the tree's descendant count stay within limits,
+ * the payload fits the declared inputs, an idempotency key is new. Then a sync run executes on
+ * this very thread (a sync call is a function call) and an async one is committed to the queue
+ * before the call returns. */
+#include "engine/engine_internal.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DELAY_MS (30LL * 24 * 3600 * 1000)
+
+/* The run's input context: {payload, params, path, headers, method, fullpath}, defaults as for
+ * POST /integrations/execute/NAME, then CONTEXT's members over them. PAYLOAD is referenced,
+ * not copied: nothing modifies a payload once a call has been made with it. */
+static json_t *input_context(const char *name, const json_t *payload, const json_t *context)
+{
+    char *path = xasprintf("/integrations/execute/%s", name);
+    json_t *in = json_pack("{s:O, s:{}, s:s, s:{}, s:s, s:s}", "payload", payload, "params",
+                           "path", path, "headers", "method", "POST", "fullpath", path);
+    free(path);
+    if (json_is_object(context)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)context, k, v)
+        {
+            if (strcmp(k, "payload") != 0)
+                json_object_set_new(in, k, json_deep_copy(v));
+        }
+    }
+    return in;
+}
+
+/* Wait until run ID is finished or DEADLINE passes; fill RES from what is known then. The run
+ * may be executing here (wait on it) or elsewhere (poll the store). */
+static void await_run(engine_t *eng, const char *id, int64_t deadline, call_result_t *res)
+{
+    int64_t slice = 5;
+    for (;;) {
+        live_run_t *lr = live_acquire(eng, id);
+        if (lr) {
+            pthread_mutex_lock(&lr->mu);
+            while (!run_status_finished(lr->status) && clock_mono_ms() < deadline)
+                cond_wait_until(&lr->cv, &lr->mu, deadline, 100);
+            res->status = lr->status;
+            if (run_status_finished(lr->status)) {
+                res->output = json_incref(lr->output);
+                res->error = json_incref(lr->error);
+            }
+            pthread_mutex_unlock(&lr->mu);
+            live_release(eng, lr);
+            return;
+        }
+        run_rec_t *rec = NULL;
+        if (store_run_get(eng->store, id, &rec, NULL) == 0) {
+            res->status = rec->status;
+            res->version = rec->version;
+            res->scheduled_at = rec->scheduled_at;
+            if (run_status_finished(rec->status)) {
+                res->output = json_incref(rec->output);
+                res->error = json_incref(rec->error);
+                run_rec_free(rec);
+                return;
+            }
+            run_rec_free(rec);
+        } else {
+            res->status = RUN_QUEUED; /* claimed but its record is not committed yet */
+        }
+        if (clock_mono_ms() >= deadline)
+            return;
+        clock_sleep_ms(slice);
+        if (slice < 100)
+            slice *= 2;
+    }
+}
+
+/* A repeated idempotency key: answer with the first run (sync: once it has finished). */
+static int answer_existing(engine_t *eng, const char *id, bool async, int64_t deadline,
+                           call_result_t *res)
+{
+    memcpy(res->run_id, id, UUID_STR_LEN);
+    await_run(eng, id, async ? 0 : deadline, res);
+    return 0;
+}
+
+static int check_limits(engine_t *eng, const call_spec_t *spec, const definition_t *def,
+                        bool archived, err_t *err)
+{
+    const engine_config_t *cfg = &eng->cfg;
+    if (archived)
+        return err_set(err, BR_ENOT_FOUND, "integration '%s' is archived", def->name);
+    if (spec->caller && !definition_caller_allowed(def, spec->caller->def->name))
+        return err_set(err, BR_EFORBIDDEN, "integration '%s' may not be called by '%s'",
+                       def->name, spec->caller->def->name);
+    int depth = spec->caller ? spec->caller->rec->depth + 1 : 0;
+    if (depth > cfg->max_call_depth)
+        return err_set_detail(err, BR_ECALL_DEPTH_EXCEEDED,
+                              json_pack("{s:i}", "max_call_depth", cfg->max_call_depth),
+                              "calling '%s' would reach call depth %d, past the limit of %d",
+                              def->name, depth, cfg->max_call_depth);
+    if (spec->delay_ms < 0 || spec->delay_ms > MAX_DELAY_MS)
+        return err_set(err, BR_EINPUT_INVALID, "delay_ms must be between 0 and 30 days");
+    return 0;
+}
+
+/* Start one run. See engine_internal.h. */
+int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool defer_durable,
+                err_t *err)
+{
+    memset(res, 0, sizeof *res);
+    const definition_t *def;
+    bool archived = false;
+    int rc = registry_get(eng->reg, spec->target, spec->version, &def, &archived, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = check_limits(eng, spec, def, archived, err)) < 0)
+        return rc;
+    bool async = spec->mode == EXEC_ASYNC || (spec->mode == EXEC_DEFAULT && def->run_async);
+    if (spec->delay_ms > 0 && !async)
+        return err_set(err, BR_EINPUT_INVALID, "a delay is only possible for an async call");
+
+    json_t *empty = NULL;
+    const json_t *payload = spec->payload;
+    if (!payload)
+        payload = empty = json_object();
+    json_t *vars = definition_bind_inputs(def, payload, err);
+    if (!vars) {
+        json_decref(empty);
+        return err ? err->code : BR_EINPUT_INVALID;
+    }
+
+    run_rec_t *rec = run_rec_new();
+    uuid_v7(rec->id);
+    if (spec->idem_key) {
+        char existing[UUID_STR_LEN] = "";
+        rc = store_idempotency_claim(eng->store, spec->idem_scope, spec->idem_key, rec->id,
+                                     existing, err);
+        if (rc < 0 || existing[0]) {
+            json_decref(vars);
+            json_decref(empty);
+            run_rec_free(rec);
+            return rc < 0 ? rc : answer_existing(eng, existing, async, spec->deadline, res);
+        }
+        rec->idempotency_key = xstrdup(spec->idem_key);
+    }
+
+    root_state_t *root = spec->caller ? spec->caller->root : NULL;
+    if (root) {
+        long long n = atomic_fetch_add(&root->descendants, 1) + 1;
+        if (n > eng->cfg.max_descendants) {
+            atomic_fetch_sub(&root->descendants, 1);
+            json_decref(vars);
+            json_decref(empty);
+            run_rec_free(rec);
+            return err_set_detail(err, BR_EDESCENDANT_LIMIT,
+                                  json_pack("{s:I}", "max_descendants",
+                                            (json_int_t)eng->cfg.max_descendants),
+                                  "the call tree has started %lld runs, past the limit of %lld",
+                                  n, (long long)eng->cfg.max_descendants);
+        }
+    }
+
+    int64_t now = clock_now_ms();
+    rec->integration = xstrdup(def->name);
+    rec->version = def->version;
+    rec->trigger = xstrdup(spec->trigger);
+    rec->trigger_info = spec->trigger_info ? json_deep_copy(spec->trigger_info) : NULL;
+    if (spec->caller) {
+        const run_rec_t *p = spec->caller->rec;
+        memcpy(rec->parent_id, p->id, UUID_STR_LEN);
+        memcpy(rec->root_id, p->root_id, UUID_STR_LEN);
+        rec->depth = p->depth + 1;
+        rec->task = xstrdup(spec->caller_task);
+        rec->parent_step = spec->caller_step;
+    } else {
+        memcpy(rec->root_id, rec->id, UUID_STR_LEN);
+        rec->parent_step = -1;
+    }
+    rec->sync_child = !async && spec->caller;
+    rec->detached = spec->detached;
+    rec->retry_on_interrupt = def->on_interrupt == ON_INTERRUPT_RETRY;
+    rec->input = input_context(def->name, payload, spec->context);
+    json_decref(empty);
+    rec->created_at = now;
+    rec->scheduled_at = now + (async ? spec->delay_ms : 0);
+    rec->attempt = 1;
+    memcpy(res->run_id, rec->id, UUID_STR_LEN);
+    res->version = def->version;
+    res->scheduled_at = rec->scheduled_at;
+
+    if (async) {
+        json_decref(vars); /* bound again when the run starts */
+        rec->status = spec->delay_ms > 0 ? RUN_SCHEDULED : RUN_QUEUED;
+        res->status = rec->status;
+        res->ticket = store_run_put(eng->store, rec);
+        run_rec_free(rec);
+        if (!defer_durable && (rc = store_wait(eng->store, res->ticket, err)) < 0)
+            return rc;
+        if (eng->sched)
+            scheduler_wake(eng);
+        return 0;
+    }
+
+    if (!concurrency_enter(eng, def->name, def->max_concurrency)) {
+        if (root)
+            atomic_fetch_sub(&root->descendants, 1);
+        json_decref(vars);
+        run_rec_free(rec);
+        return err_set(err, BR_ECONCURRENCY_LIMIT,
+                       "integration '%s' is already running %d times (max_concurrency)",
+                       def->name, def->max_concurrency);
+    }
+    int64_t deadline = clock_mono_ms() + def->timeout_ms;
+    if (spec->deadline < deadline)
+        deadline = spec->deadline;
+    rec->started_at = now;
+    bool own_root = !root;
+    if (own_root)
+        root = root_acquire(eng, rec->id, true);
+
+    run_result_t rr;
+    run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr);
+    concurrency_leave(eng, def->name);
+    if (own_root)
+        root_release(eng, root);
+    res->status = rr.status;
+    res->output = rr.output;
+    res->error = rr.error;
+    res->ticket = rr.ticket;
+    if (spec->durable && (rc = store_wait(eng->store, rr.ticket, err)) < 0)
+        return rc;
+    return 0;
+}
+
+/* Run a claimed async run REC (taken) to its end on this thread. */
+void engine_run_claimed(engine_t *eng, run_rec_t *rec)
+{
+    const definition_t *def;
+    bool archived;
+    err_t err = {0};
+    json_t *vars = NULL;
+    if (registry_get(eng->reg, rec->integration, rec->version, &def, &archived, &err) == 0)
+        vars = definition_bind_inputs(def, json_object_get(rec->input, "payload"), &err);
+    if (!vars) {
+        rec->status = RUN_FAILED;
+        rec->error = error_new(err_name(err.code), err.msg, err.detail);
+        err.detail = NULL;
+        json_object_set_new(rec->error, "run_id", json_string(rec->id));
+        rec->finished_at = clock_now_ms();
+        store_run_put(eng->store, rec);
+        run_rec_free(rec);
+        err_clear(&err);
+        return;
+    }
+    concurrency_enter(eng, def->name, 0); /* the claim already left out full integrations */
+    int64_t deadline = clock_mono_ms() + def->timeout_ms;
+    if (rec->deadline_at) {
+        int64_t left = rec->deadline_at - clock_now_ms();
+        if (clock_mono_ms() + left < deadline)
+            deadline = clock_mono_ms() + left;
+    }
+    root_state_t *root = root_acquire(eng, rec->root_id, false);
+    run_result_t rr;
+    char name[256];
+    snprintf(name, sizeof name, "%s", def->name);
+    run_execute(eng, def, rec, vars, NULL, deadline, root, &rr);
+    concurrency_leave(eng, name);
+    root_release(eng, root);
+    json_decref(rr.output);
+    json_decref(rr.error);
+}

@@ -1,0 +1,115 @@
+/* engine.h - the engine: publishing, the one call path every way in ends in, runs, workers.
+ *
+ * HTTP, the command line, call_integration and callint() all reach integrations through
+ * engine_execute (from outside) or the same internal call (from a running integration), so
+ * limits, history and security hold everywhere at once. Sync runs execute on the caller's
+ * thread; async runs are committed to the store's queue and started by the workers.
+ * All functions are thread-safe unless stated otherwise.
+ */
+#ifndef BRAID_ENGINE_H
+#define BRAID_ENGINE_H
+
+#include "core/err.h"
+#include "definition/definition.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct engine engine_t;
+
+typedef struct engine_config {
+    int max_call_depth;      /* deepest call chain; default 32 */
+    int64_t max_descendants; /* runs one root's tree may start; default 100000 */
+    int max_steps;           /* task executions per run; default 10000 */
+    int workers;             /* threads running async runs; default 4 */
+    int retain_days;         /* history kept; default 30 */
+    int64_t lease_ms;        /* how long a claimed run stays ours without renewal; 30000 */
+    int max_attempts_on_interrupt; /* attempts before an interrupted run fails; 3 */
+    definition_limits_t def_limits;
+    size_t max_input_bytes;  /* JSON input documents; default 10 MiB */
+    int max_input_depth;     /* JSON input nesting; default 64 */
+} engine_config_t;
+
+/* Fill CFG with the defaults above. */
+void engine_config_defaults(engine_config_t *cfg);
+
+/* Create an engine over STORE (borrowed; must outlive the engine). No threads start until
+ * engine_start. Returns 0 and *OUT (free with engine_free). */
+int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t *err);
+/* Stop workers (engine_stop with no grace) and free. NULL-safe. */
+void engine_free(engine_t *eng);
+
+store_t *engine_store(engine_t *eng);
+const engine_config_t *engine_config(engine_t *eng);
+
+/* ---- publishing ---------------------------------------------------------------------------- */
+
+/* Validate TEXT and publish it as the next version of its integration. NAME_HINT (may be NULL)
+ * must match the document's name. On success *RESULT (owned) is
+ * {"name", "version", "created": bool, "warnings": [{"integration", "version", "task",
+ * "message"}...]}. On invalid input returns BR_EINVALID_DEFINITION with DIAGS filled. */
+int engine_publish(engine_t *eng, const char *text, size_t len, const char *name_hint,
+                   json_t **result, diags_t *diags, err_t *err);
+/* Validate TEXT as a publish would, storing nothing. 0 when valid. */
+int engine_validate(engine_t *eng, const char *text, size_t len, diags_t *diags);
+
+/* ---- calls from outside ---------------------------------------------------------------------- */
+
+typedef enum { EXEC_DEFAULT, EXEC_SYNC, EXEC_ASYNC } exec_mode_t;
+
+typedef struct exec_request {
+    const char *integration;     /* target name, or NULL with trigger_id */
+    const char *trigger_id;      /* run every integration behind this API trigger id */
+    int version;                 /* 0 = latest */
+    exec_mode_t mode;            /* EXEC_DEFAULT: the integration's run_async decides */
+    const json_t *payload;       /* borrowed; NULL = {} */
+    const json_t *context;       /* borrowed; overrides of {params, path, headers, method,
+                                    fullpath}; NULL = the defaults */
+    const char *trigger;         /* how it was started: "cli", "api", "trigger" */
+    const json_t *trigger_info;  /* borrowed, may be NULL: who started it */
+    const char *idempotency_key; /* NULL = none */
+    int64_t delay_ms;            /* async only */
+} exec_request_t;
+
+/* Run REQ. A sync run executes on this thread and *OUT (owned) is the finished run record
+ * (run_rec_to_json); an async call answers {"run_id", "status", "scheduled_at"} once the run
+ * is durable; a trigger answers {"runs": [...]} with one such entry per integration. Errors that
+ * start no run (not_found, version_not_found, input_invalid, forbidden, call limits) return
+ * their code with ERR filled and *OUT NULL. A run that starts and fails returns 0: its failure
+ * is in the record. The run's record is durable before this returns. */
+int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t *err);
+
+/* ---- workers ------------------------------------------------------------------------------- */
+
+/* Recover runs left running by a dead process, then start the scheduler and worker threads. */
+int engine_start(engine_t *eng, err_t *err);
+
+typedef void (*engine_progress_cb)(void *ctx, const json_t *counts);
+
+/* Start the workers if needed and return once no run is scheduled, queued or running in the
+ * store (every async descendant has come due and finished). PROGRESS (may be NULL) is called
+ * about every 200 ms with {"scheduled", "queued", "running", "finished"} counts. */
+int engine_drain(engine_t *eng, engine_progress_cb progress, void *ctx, err_t *err);
+
+/* Stop claiming new runs, let running ones finish for up to GRACE_MS, then stop the threads.
+ * Queued and scheduled runs stay in the store. */
+void engine_stop(engine_t *eng, int64_t grace_ms);
+
+/* Cancel RUN_ID and its unfinished, non-detached descendants. *OUT (owned) is the run's record
+ * afterwards. Cancelling a finished run changes nothing. */
+int engine_cancel(engine_t *eng, const char *run_id, json_t **out, err_t *err);
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+/* One run with its steps: run_rec_to_json plus "steps": [step_rec_to_json...]; owned. */
+int engine_run_get(engine_t *eng, const char *run_id, json_t **out, err_t *err);
+/* The run and all its descendants, nested: each node is the run record plus "children". */
+int engine_run_tree(engine_t *eng, const char *run_id, json_t **out, err_t *err);
+/* Static call graph of the latest versions: {"nodes": [{"name", "version", "triggers"}],
+ * "edges": [{"from", "to", "task", "strategy", "trigger"?}]} where a trigger edge goes to every
+ * integration behind the trigger id and a templated target has "to": null, "dynamic": true. */
+int engine_graph(engine_t *eng, json_t **out, err_t *err);
+
+#endif

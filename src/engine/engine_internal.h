@@ -1,0 +1,214 @@
+/* engine_internal.h - what the engine's files share and nothing outside engine/ may see:
+ * the engine struct, the per-run context the interpreter works in, task outcomes, live runs,
+ * and the one internal call path every way in ends in. */
+#ifndef BRAID_ENGINE_INTERNAL_H
+#define BRAID_ENGINE_INTERNAL_H
+
+#include "core/strmap.h"
+#include "core/template.h"
+#include "engine/engine.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define NO_DEADLINE INT64_MAX
+
+/* ---- registry: compiled definitions by (name, version) ---------------------------------- */
+
+typedef struct registry registry_t;
+
+registry_t *registry_new(store_t *st, const definition_limits_t *limits);
+void registry_free(registry_t *reg);
+/* The compiled definition of NAME at VERSION (0 = latest), borrowed for the engine's life.
+ * *ARCHIVED tells whether NAME is archived. BR_ENOT_FOUND / BR_EVERSION_NOT_FOUND. */
+int registry_get(registry_t *reg, const char *name, int version, const definition_t **out,
+                 bool *archived, err_t *err);
+/* Names behind API trigger TRIGGER_ID (array of strings, owned). */
+int registry_trigger_targets(registry_t *reg, const char *trigger_id, json_t **out, err_t *err);
+/* Forget cached "latest" answers (after a publish or archive in this process). */
+void registry_invalidate(registry_t *reg);
+/* A resolver for definition validation backed by the store. */
+definition_resolver_t registry_resolver(registry_t *reg);
+
+/* ---- live runs: runs executing in this process ------------------------------------------- */
+
+typedef struct live_run {
+    char id[UUID_STR_LEN];
+    atomic_int cancel; /* set to cancel: the interpreter checks it between steps and in waits */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    run_status_t status; /* under mu */
+    json_t *output;      /* under mu; owned; set when finished */
+    json_t *error;       /* under mu; owned */
+    int refs;            /* under the engine's live_mu */
+} live_run_t;
+
+/* Per root: descendants started so far, shared by every run of the tree in this process. */
+typedef struct root_state {
+    char id[UUID_STR_LEN];
+    atomic_llong descendants;
+    int refs; /* under the engine's roots_mu */
+} root_state_t;
+
+typedef struct scheduler scheduler_t;
+
+struct engine {
+    engine_config_t cfg;
+    store_t *store;
+    registry_t *reg;
+    char owner[96]; /* this process in leases: host:pid:random */
+
+    pthread_mutex_t live_mu;
+    strmap_t *live; /* run id -> live_run_t */
+
+    pthread_mutex_t roots_mu;
+    strmap_t *roots; /* root id -> root_state_t */
+
+    pthread_mutex_t conc_mu;
+    strmap_t *running; /* integration name -> (intptr_t) runs executing here */
+
+    scheduler_t *sched; /* NULL until engine_start */
+};
+
+live_run_t *live_register(engine_t *eng, const char *id);
+/* Record the final state, wake waiters and drop the registration. OUTPUT/ERROR borrowed. */
+void live_finish(engine_t *eng, live_run_t *lr, run_status_t status, json_t *output,
+                 json_t *error);
+/* A counted reference to the live run ID, or NULL when it is not executing here. */
+live_run_t *live_acquire(engine_t *eng, const char *id);
+void live_release(engine_t *eng, live_run_t *lr);
+
+root_state_t *root_acquire(engine_t *eng, const char *root_id, bool is_new);
+void root_release(engine_t *eng, root_state_t *rs);
+
+/* Count a run of NAME as executing here; false when that would pass LIMIT (0 = none). */
+bool concurrency_enter(engine_t *eng, const char *name, int limit);
+void concurrency_leave(engine_t *eng, const char *name);
+/* Names at their max_concurrency here (array, owned) for the claim's exclude list. */
+json_t *concurrency_full(engine_t *eng);
+
+/* ---- runs and the interpreter ------------------------------------------------------------ */
+
+typedef struct run_ctx run_ctx_t;
+
+struct run_ctx {
+    engine_t *eng;
+    const definition_t *def;
+    run_rec_t *rec; /* owned */
+    json_t *vars;   /* owned */
+    json_t *tasks;  /* owned: task id -> outcome */
+    json_t *run;    /* owned: the `run` template root */
+    json_t *input;  /* borrowed from rec->input */
+    int64_t deadline; /* monotonic ms; NO_DEADLINE when none */
+    int steps;        /* task executions so far */
+    int step_seq;     /* next step sequence number */
+    live_run_t *live;
+    root_state_t *root;
+    run_ctx_t *parent; /* the sync caller, when this run executes inline in it */
+};
+
+typedef struct outcome {
+    bool success;
+    json_t *result; /* owned, may be NULL (= null) */
+    json_t *error;  /* owned ERROR or NULL */
+    int status;     /* HTTP status for http/connector; -1 otherwise */
+    char run_id[UUID_STR_LEN]; /* single call_integration; "" otherwise */
+    int jump;       /* switch: task index, TASK_END, or JUMP_NONE */
+} outcome_t;
+
+#define JUMP_NONE (-3)
+
+void outcome_init(outcome_t *o);
+void outcome_deinit(outcome_t *o);
+/* Make O a failure with a new ERROR {code, message} (+ detail, taken) for task TASK_ID. */
+void outcome_fail(outcome_t *o, const char *code, const char *message, json_t *detail);
+/* Make O a failure from ERR (its code, message and detail, which is moved). */
+void outcome_fail_err(outcome_t *o, err_t *err);
+
+/* A new ERROR object: {"code", "message", "retryable"} plus detail when not NULL (taken). */
+json_t *error_new(const char *code, const char *message, json_t *detail);
+
+/* Whether RUN_CTX (or a sync caller above it) was cancelled. */
+bool run_cancelled(const run_ctx_t *ctx);
+/* The template scope of CTX with ITEM and INDEX (borrowed, may be NULL). */
+void run_scope(const run_ctx_t *ctx, json_t *item, json_t *index, tmpl_scope_t *scope);
+/* Wait on COND/MU until woken, DEADLINE (monotonic ms) or at most SLICE_MS. */
+void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline, int64_t slice_ms);
+
+/* Execute one run whose record REC (taken) is already registered as running; VARS (taken) are
+ * its bound inputs; PARENT is the sync caller or NULL; DEADLINE monotonic ms. Fills OUT with
+ * the final status, output and error (owned by OUT). Writes the record when finished. */
+typedef struct run_result {
+    run_status_t status;
+    json_t *output;  /* owned */
+    json_t *error;   /* owned */
+    uint64_t ticket; /* store ticket of the final record */
+} run_result_t;
+void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
+                 run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out);
+
+/* ---- the call path ------------------------------------------------------------------------ */
+
+typedef struct call_spec {
+    const char *target; /* integration name */
+    int version;        /* 0 = latest */
+    exec_mode_t mode;
+    const json_t *payload; /* borrowed; NULL = {} */
+    const json_t *context; /* borrowed overrides of the input context; may be NULL */
+    const char *trigger;   /* "call", "callint", "cli", "api", "trigger" */
+    const json_t *trigger_info;
+    const char *idem_scope; /* with idem_key */
+    const char *idem_key;
+    int64_t delay_ms;
+    bool detached;
+    run_ctx_t *caller;       /* NULL for a root */
+    const char *caller_task; /* with caller */
+    int caller_step;
+    int64_t deadline; /* monotonic ms the caller can wait until; NO_DEADLINE */
+    bool durable;     /* wait for the commit of a root's record before returning */
+} call_spec_t;
+
+typedef struct call_result {
+    char run_id[UUID_STR_LEN];
+    int version;
+    run_status_t status;
+    json_t *output; /* owned */
+    json_t *error;  /* owned */
+    int64_t scheduled_at;
+    uint64_t ticket; /* store ticket of the run's last write */
+} call_result_t;
+
+void call_result_deinit(call_result_t *r);
+
+/* Start one run as SPEC says: checks (archived, callers, depth, descendants, concurrency,
+ * inputs, idempotency) first; then sync runs execute here and RES holds the finished run;
+ * async runs are enqueued. Returns 0 when a run was started (or found via idempotency), else
+ * the error code with ERR filled and no run started. With DEFER_DURABLE an async enqueue
+ * does not wait for its commit (the caller waits for RES->ticket). */
+int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool defer_durable,
+                err_t *err);
+
+/* Run a claimed async run REC (taken) to its end on this thread. */
+void engine_run_claimed(engine_t *eng, run_rec_t *rec);
+
+/* ---- task types ---------------------------------------------------------------------------- */
+
+/* Each executes one attempt of task T for CTX, until ATTEMPT_DEADLINE (monotonic ms). */
+void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
+                    outcome_t *out);
+void task_set_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
+void task_switch_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
+void task_await_exec(run_ctx_t *ctx, const task_t *t, int64_t attempt_deadline, outcome_t *out);
+void task_fail_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
+
+/* ---- scheduler ------------------------------------------------------------------------------ */
+
+int scheduler_start(engine_t *eng, err_t *err);
+void scheduler_wake(engine_t *eng);
+void scheduler_stop(engine_t *eng, int64_t grace_ms);
+/* Claim the due run ID for this thread when it is still queued; 0 and *OUT when claimed. */
+int scheduler_claim_one(engine_t *eng, const char *id, run_rec_t **out);
+/* Runs this process is executing from the queue (for drain). */
+int scheduler_active(engine_t *eng);
+
+#endif

@@ -1,0 +1,90 @@
+/* lifecycle.c - starting and stopping the workers, draining the queue, and cancelling runs. */
+#include "engine/engine_internal.h"
+
+#include "core/clock.h"
+#include "core/xalloc.h"
+
+#include <string.h>
+
+int engine_start(engine_t *eng, err_t *err)
+{
+    if (eng->sched)
+        return 0;
+    return scheduler_start(eng, err);
+}
+
+void engine_stop(engine_t *eng, int64_t grace_ms)
+{
+    scheduler_stop(eng, grace_ms);
+    store_flush(eng->store, NULL);
+}
+
+/* Run the workers until nothing is scheduled, queued or running. See engine.h. */
+int engine_drain(engine_t *eng, engine_progress_cb progress, void *ctx, err_t *err)
+{
+    int rc = engine_start(eng, err);
+    if (rc < 0)
+        return rc;
+    int64_t finished_base = -1;
+    for (;;) {
+        store_flush(eng->store, NULL);
+        json_t *counts = NULL;
+        if ((rc = store_queue_counts(eng->store, &counts, err)) < 0)
+            return rc;
+        json_int_t scheduled = json_integer_value(json_object_get(counts, "scheduled"));
+        json_int_t queued = json_integer_value(json_object_get(counts, "queued"));
+        json_int_t running = json_integer_value(json_object_get(counts, "running"));
+        json_int_t finished = json_integer_value(json_object_get(counts, "finished"));
+        if (finished_base < 0)
+            finished_base = finished;
+        json_object_set_new(counts, "finished", json_integer(finished - finished_base));
+        if (progress)
+            progress(ctx, counts);
+        json_decref(counts);
+        if (scheduled == 0 && queued == 0 && running == 0 && scheduler_active(eng) == 0)
+            break;
+        clock_sleep_ms(100);
+        scheduler_wake(eng);
+    }
+    return store_flush(eng->store, err);
+}
+
+/* Cancel RUN_ID and its unfinished, non-detached descendants. See engine.h. */
+int engine_cancel(engine_t *eng, const char *run_id, json_t **out, err_t *err)
+{
+    run_status_t status;
+    int rc = store_flush(eng->store, err);
+    if (rc == 0)
+        rc = store_run_cancel(eng->store, run_id, clock_now_ms(), &status, err);
+    if (rc < 0)
+        return rc;
+    live_run_t *lr = live_acquire(eng, run_id);
+    if (lr) {
+        atomic_store(&lr->cancel, 1);
+        live_release(eng, lr);
+    }
+    json_t *running = NULL;
+    if ((rc = store_cancel_descendants(eng->store, run_id, clock_now_ms(), &running, err)) < 0)
+        return rc;
+    size_t i;
+    json_t *id;
+    json_array_foreach(running, i, id)
+    {
+        live_run_t *child = live_acquire(eng, json_string_value(id));
+        if (child) {
+            atomic_store(&child->cancel, 1);
+            live_release(eng, child);
+        }
+    }
+    json_decref(running);
+    /* A run executing here stops at its next check; give it a moment so the answer shows it. */
+    for (int waited = 0; waited < 2000; waited += 10) {
+        live_run_t *still = live_acquire(eng, run_id);
+        if (!still)
+            break;
+        live_release(eng, still);
+        clock_sleep_ms(10);
+    }
+    store_flush(eng->store, NULL);
+    return engine_run_get(eng, run_id, out, err);
+}

@@ -1,0 +1,388 @@
+/* run.c - one run from start to end: the interpreter loop, retries, routing by outcome, the
+ * step and run records it leaves in history.
+ *
+ * The loop runs tasks one after another on the calling thread. Each finished task leaves its
+ * outcome at tasks.ID; `cases` (or a switch) pick the next task, else `next`. A failure that
+ * nothing catches ends the run with that error. Between tasks the loop checks cancellation,
+ * the run's deadline and max_steps. */
+#include "engine/engine_internal.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define ROUTE_FAIL (-10)
+
+bool run_cancelled(const run_ctx_t *ctx)
+{
+    for (const run_ctx_t *c = ctx; c; c = c->parent)
+        if (atomic_load_explicit(&c->live->cancel, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+void run_scope(const run_ctx_t *ctx, json_t *item, json_t *index, tmpl_scope_t *scope)
+{
+    memset(scope, 0, sizeof *scope);
+    scope->vars = ctx->vars;
+    scope->input = ctx->input;
+    scope->tasks = ctx->tasks;
+    scope->run = ctx->run;
+    scope->item = item;
+    scope->index = index;
+}
+
+void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline, int64_t slice_ms)
+{
+    int64_t now = clock_mono_ms();
+    int64_t until = now + slice_ms;
+    if (deadline < until)
+        until = deadline;
+    if (until <= now)
+        return;
+    /* pthread_cond_timedwait takes CLOCK_REALTIME by default; a relative slice keeps the
+     * arithmetic simple and a clock jump costs at most one slice. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (until - now) * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* ---- retry ---------------------------------------------------------------------------------- */
+
+static bool is_default_on(const retry_policy_t *p)
+{
+    static const char *def[] = {"timeout", "network", "5xx", "429"};
+    if (p->n_on != 4)
+        return false;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(p->on[i], def[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Whether ERROR is one the policy retries: its code or its status (exact or class) is listed;
+ * under the default list, also any error that says it is retryable. */
+static bool retry_matches(const retry_policy_t *p, const json_t *error)
+{
+    const char *code = json_string_value(json_object_get(error, "code"));
+    json_int_t status = json_integer_value(json_object_get(error, "status"));
+    char exact[24] = "", klass[24] = "";
+    if (status > 0) {
+        snprintf(exact, sizeof exact, "%lld", (long long)status);
+        snprintf(klass, sizeof klass, "%dxx", (int)(status / 100));
+    }
+    for (int i = 0; i < p->n_on; i++) {
+        if ((code && strcmp(p->on[i], code) == 0) || (status > 0 && strcmp(p->on[i], exact) == 0) ||
+            (status > 0 && strcmp(p->on[i], klass) == 0))
+            return true;
+    }
+    return is_default_on(p) && json_is_true(json_object_get(error, "retryable"));
+}
+
+static int64_t backoff_ms(const retry_policy_t *p, int attempt)
+{
+    double d = (double)p->initial_ms * pow(p->multiplier, attempt - 1);
+    if (d > (double)p->max_ms)
+        d = (double)p->max_ms;
+    int64_t ms = (int64_t)d;
+    if (p->jitter && ms > 1) {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != sizeof r)
+            r = 0;
+        ms = ms / 2 + (int64_t)(r % (uint32_t)(ms / 2 + 1)); /* "equal jitter": half fixed */
+    }
+    return ms;
+}
+
+/* Sleep MS unless the run is cancelled or its deadline comes first. False when cut short. */
+static bool pause_for(run_ctx_t *ctx, int64_t ms)
+{
+    int64_t until = clock_mono_ms() + ms;
+    if (until >= ctx->deadline)
+        return false;
+    while (clock_mono_ms() < until) {
+        if (run_cancelled(ctx))
+            return false;
+        int64_t left = until - clock_mono_ms();
+        clock_sleep_ms(left < 50 ? left : 50);
+    }
+    return true;
+}
+
+static void exec_attempt(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
+                         outcome_t *o)
+{
+    switch (t->type) {
+    case TASK_CALL_INTEGRATION: task_call_exec(ctx, t, seq, attempt_deadline, o); break;
+    case TASK_SET: task_set_exec(ctx, t, o); break;
+    case TASK_SWITCH: task_switch_exec(ctx, t, o); break;
+    case TASK_AWAIT: task_await_exec(ctx, t, attempt_deadline, o); break;
+    case TASK_FAIL: task_fail_exec(ctx, t, o); break;
+    default:
+        /* Publishing refuses the other types in this version, so a stored definition never
+         * holds one; this keeps a corrupt store from doing anything surprising. */
+        outcome_fail(o, "internal", "task type not available in this version", NULL);
+        break;
+    }
+}
+
+/* Run task T with its retry policy; fills O and *ATTEMPTS. */
+static void exec_task(run_ctx_t *ctx, const task_t *t, int seq, outcome_t *o, int *attempts)
+{
+    const retry_policy_t *p = &t->retry;
+    for (*attempts = 1;; (*attempts)++) {
+        int64_t attempt_deadline = ctx->deadline;
+        if (t->timeout_ms > 0 && clock_mono_ms() + t->timeout_ms < attempt_deadline)
+            attempt_deadline = clock_mono_ms() + t->timeout_ms;
+        outcome_init(o);
+        exec_attempt(ctx, t, seq, attempt_deadline, o);
+        if (o->success || *attempts >= p->max_attempts || !retry_matches(p, o->error) ||
+            run_cancelled(ctx))
+            return;
+        if (!pause_for(ctx, backoff_ms(p, *attempts)))
+            return;
+        outcome_deinit(o);
+    }
+}
+
+/* ---- routing -------------------------------------------------------------------------------- */
+
+static int case_target(const task_t *t, const char *outcome)
+{
+    for (int i = 0; i < t->n_cases; i++)
+        if (strcmp(t->cases[i].outcome, outcome) == 0)
+            return t->cases[i].target;
+    return ROUTE_FAIL;
+}
+
+/* The next task after T given outcome O: cases (most specific first), then next; ROUTE_FAIL
+ * when a failure is not caught. */
+static int route(const task_t *t, const outcome_t *o)
+{
+    if (t->type == TASK_SWITCH && o->success && o->jump != JUMP_NONE)
+        return o->jump;
+    if (t->n_cases > 0) {
+        int target;
+        if (!o->success) {
+            const char *code = json_string_value(json_object_get(o->error, "code"));
+            if (code && (target = case_target(t, code)) != ROUTE_FAIL)
+                return target;
+        }
+        if (o->status >= 0) {
+            char s[16];
+            snprintf(s, sizeof s, "%d", o->status);
+            if ((target = case_target(t, s)) != ROUTE_FAIL)
+                return target;
+            snprintf(s, sizeof s, "%dxx", o->status / 100);
+            if ((target = case_target(t, s)) != ROUTE_FAIL)
+                return target;
+        }
+        if ((target = case_target(t, o->success ? "success" : "failure")) != ROUTE_FAIL)
+            return target;
+    }
+    if (!o->success && !t->continue_on_error)
+        return ROUTE_FAIL;
+    return t->next;
+}
+
+/* ---- records -------------------------------------------------------------------------------- */
+
+static json_t *outcome_json(const task_t *t, const outcome_t *o, int attempts, int64_t duration)
+{
+    json_t *v = json_pack("{s:b, s:O?, s:O?, s:i, s:I}", "success", o->success, "result",
+                          o->result, "error", o->error, "attempts", attempts, "duration_ms",
+                          (json_int_t)duration);
+    if (!o->result)
+        json_object_set_new(v, "result", json_null());
+    if (!o->error)
+        json_object_set_new(v, "error", json_null());
+    if (o->status >= 0)
+        json_object_set_new(v, "status", json_integer(o->status));
+    if (t->type == TASK_CALL_INTEGRATION && o->run_id[0])
+        json_object_set_new(v, "run_id", json_string(o->run_id));
+    return v;
+}
+
+static void put_step(run_ctx_t *ctx, const task_t *t, int seq, const outcome_t *o, int attempts,
+                     int64_t started_at, int64_t duration)
+{
+    step_rec_t s = {0};
+    memcpy(s.run_id, ctx->rec->id, UUID_STR_LEN);
+    s.attempt = ctx->rec->attempt;
+    s.seq = seq;
+    s.task_id = t->id;
+    s.type = (char *)task_type_name(t->type);
+    s.status = (char *)(o->success ? "succeeded" : "failed");
+    s.task_attempt = attempts;
+    s.started_at = started_at;
+    s.duration_ms = duration;
+    s.result = o->result;
+    s.error = o->error;
+    store_step_put(ctx->eng->store, &s);
+}
+
+/* Errors made in this run name the task and the run; a child's error keeps its own. */
+static void stamp_error(run_ctx_t *ctx, const task_t *t, json_t *error)
+{
+    if (!error || json_object_get(error, "run_id"))
+        return;
+    json_object_set_new(error, "task", json_string(t->id));
+    json_object_set_new(error, "run_id", json_string(ctx->rec->id));
+}
+
+static json_t *run_error(run_ctx_t *ctx, const char *code, const char *message, const char *task)
+{
+    json_t *e = error_new(code, message, NULL);
+    if (task)
+        json_object_set_new(e, "task", json_string(task));
+    json_object_set_new(e, "run_id", json_string(ctx->rec->id));
+    return e;
+}
+
+/* The run's output once it succeeded: `outputs` as a list of vars or an object of templates,
+ * else the final vars. NULL with *ERROR set when a template fails. */
+static json_t *run_output(run_ctx_t *ctx, json_t **error)
+{
+    const definition_t *def = ctx->def;
+    if (!def->has_outputs)
+        return json_incref(ctx->vars);
+    if (def->outputs_tmpl) {
+        tmpl_scope_t scope;
+        run_scope(ctx, NULL, NULL, &scope);
+        err_t e = {0};
+        json_t *out = template_render(def->outputs_tmpl, &scope, &e);
+        if (!out) {
+            *error = run_error(ctx, err_name(e.code), e.msg, NULL);
+            err_clear(&e);
+        }
+        return out;
+    }
+    json_t *out = json_object();
+    for (int i = 0; i < def->n_output_vars; i++) {
+        json_t *v = json_object_get(ctx->vars, def->output_vars[i]);
+        json_object_set(out, def->output_vars[i], v ? v : json_null());
+    }
+    return out;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+static void interpret(run_ctx_t *ctx, run_result_t *res)
+{
+    const definition_t *def = ctx->def;
+    const engine_config_t *cfg = &ctx->eng->cfg;
+    const char *last_task = NULL;
+    int pc = 0;
+
+    while (pc != TASK_END) {
+        if (run_cancelled(ctx)) {
+            res->status = RUN_CANCELLED;
+            res->error = run_error(ctx, "cancelled", "the run was cancelled", last_task);
+            return;
+        }
+        if (clock_mono_ms() >= ctx->deadline) {
+            res->status = RUN_FAILED;
+            res->error = run_error(ctx, "timeout", "the run passed its deadline", last_task);
+            return;
+        }
+        if (++ctx->steps > cfg->max_steps) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the run passed max_steps (%d task executions)",
+                     cfg->max_steps);
+            res->status = RUN_FAILED;
+            res->error = run_error(ctx, "step_limit", msg, def->tasks[pc].id);
+            return;
+        }
+        const task_t *t = &def->tasks[pc];
+        last_task = t->id;
+        int seq = ctx->step_seq++;
+        int64_t started_at = clock_now_ms(), t0 = clock_mono_ms();
+        outcome_t o;
+        int attempts;
+        exec_task(ctx, t, seq, &o, &attempts);
+        int64_t duration = clock_mono_ms() - t0;
+        stamp_error(ctx, t, o.error);
+
+        json_object_set_new(ctx->tasks, t->id, outcome_json(t, &o, attempts, duration));
+        put_step(ctx, t, seq, &o, attempts, started_at, duration);
+
+        int next = route(t, &o);
+        if (next == ROUTE_FAIL) {
+            bool cancelled = run_cancelled(ctx);
+            res->status = cancelled ? RUN_CANCELLED : RUN_FAILED;
+            res->error = json_deep_copy(o.error);
+            outcome_deinit(&o);
+            return;
+        }
+        outcome_deinit(&o);
+        pc = next;
+    }
+    json_t *error = NULL;
+    json_t *output = run_output(ctx, &error);
+    if (!output) {
+        res->status = RUN_FAILED;
+        res->error = error;
+        return;
+    }
+    res->status = RUN_SUCCEEDED;
+    res->output = output;
+}
+
+static json_t *run_object(const run_rec_t *rec)
+{
+    json_t *r = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i}", "id", rec->id, "integration",
+                          rec->integration, "version", rec->version, "root_id", rec->root_id,
+                          "depth", rec->depth, "attempt", rec->attempt);
+    json_object_set_new(r, "parent_id", rec->parent_id[0] ? json_string(rec->parent_id) : json_null());
+    return r;
+}
+
+/* Execute one run to its end on this thread. See engine_internal.h. */
+void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
+                 run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out)
+{
+    run_ctx_t ctx = {
+        .eng = eng,
+        .def = def,
+        .rec = rec,
+        .vars = vars,
+        .tasks = json_object(),
+        .run = run_object(rec),
+        .input = rec->input,
+        .deadline = deadline,
+        .root = root,
+        .parent = parent,
+    };
+    ctx.live = live_register(eng, rec->id);
+    rec->status = RUN_RUNNING;
+    if (!rec->started_at)
+        rec->started_at = clock_now_ms();
+    store_run_put(eng->store, rec);
+
+    run_result_t res = {RUN_FAILED, NULL, NULL, 0};
+    interpret(&ctx, &res);
+
+    rec->status = res.status;
+    json_decref(rec->output);
+    json_decref(rec->error);
+    rec->output = json_incref(res.output);
+    rec->error = json_incref(res.error);
+    rec->finished_at = clock_now_ms();
+    res.ticket = store_run_put(eng->store, rec);
+    live_finish(eng, ctx.live, res.status, res.output, res.error);
+
+    json_decref(ctx.tasks);
+    json_decref(ctx.run);
+    json_decref(ctx.vars);
+    run_rec_free(rec);
+    *out = res;
+}

@@ -1,0 +1,438 @@
+/* task_call.c - the call_integration task: one target, every integration behind an API trigger,
+ * once or once per item (for_each), sync or async.
+ *
+ * Sync calls run the child right here (engine_call executes it on this thread). A for_each with
+ * parallelism above 1 becomes a fan-out: this thread takes items one by one while idle helper
+ * threads may take others; the calling thread never sleeps while an item is left unstarted, so
+ * nested fan-outs cannot deadlock however many wait at once. */
+#include "engine/engine_internal.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Everything one element of the task needs; shared read-only by the threads of a fan-out. */
+typedef struct call_job {
+    run_ctx_t *ctx;
+    const task_t *t;
+    int seq;
+    int64_t deadline;
+    json_t *items;    /* for_each array, or NULL for a single call */
+    json_t **results; /* per element */
+    json_t **errors;  /* per element, NULL when it succeeded */
+    char (*run_ids)[UUID_STR_LEN];
+    uint64_t *tickets; /* async commits still to wait for */
+    json_t *child_output; /* single sync call: the child's output (for `output` mapping) */
+} call_job_t;
+
+static json_t *render_field(run_ctx_t *ctx, const template_t *tmpl, json_t *item, json_t *index,
+                            err_t *err)
+{
+    tmpl_scope_t scope;
+    run_scope(ctx, item, index, &scope);
+    return template_render(tmpl, &scope, err);
+}
+
+/* Build the payload and context overrides of one call. */
+static int build_payload(call_job_t *job, json_t *item, json_t *index, json_t **payload,
+                         json_t **context, err_t *err)
+{
+    const call_task_t *c = &job->t->u.call;
+    *payload = NULL;
+    *context = NULL;
+    if (c->payload_kind == PAYLOAD_NONE) {
+        *payload = json_object();
+        return 0;
+    }
+    json_t *v = render_field(job->ctx, c->payload, item, index, err);
+    if (!v)
+        return err->code;
+    if (c->payload_kind != PAYLOAD_EXTENDED) {
+        *payload = v;
+        return 0;
+    }
+    json_t *p = json_object_get(v, "payload");
+    *payload = p ? json_incref(p) : json_object();
+    json_object_del(v, "payload");
+    *context = v;
+    return 0;
+}
+
+/* One call of the task to TARGET. Fills *RESULT (owned) shaped as SPEC §3 says for a single
+ * call, *ERROR (owned) when it failed, and RUN_ID. */
+static void call_one(call_job_t *job, const char *target, json_t *item, json_t *index,
+                     json_t **result, json_t **error, char run_id[UUID_STR_LEN], uint64_t *ticket,
+                     bool *was_async, json_t **output)
+{
+    run_ctx_t *ctx = job->ctx;
+    const call_task_t *c = &job->t->u.call;
+    err_t err = {0};
+    json_t *payload = NULL, *context = NULL, *key = NULL, *delay = NULL;
+    call_result_t res = {0};
+    *result = NULL;
+    *error = NULL;
+    *was_async = false;
+
+    if (build_payload(job, item, index, &payload, &context, &err) < 0)
+        goto failed;
+    call_spec_t spec = {
+        .target = target,
+        .version = c->version,
+        .mode = c->strategy == STRATEGY_SYNC    ? EXEC_SYNC
+                : c->strategy == STRATEGY_ASYNC ? EXEC_ASYNC
+                                                : EXEC_DEFAULT,
+        .payload = payload,
+        .context = context,
+        .trigger = "call",
+        .detached = c->detached,
+        .caller = ctx,
+        .caller_task = job->t->id,
+        .caller_step = job->seq,
+        .deadline = job->deadline,
+    };
+    if (c->delay_ms) {
+        long long ms;
+        if (!(delay = render_field(ctx, c->delay_ms, item, index, &err)))
+            goto failed;
+        if (!jsonx_as_int(delay, &ms) || ms < 0) {
+            err_set(&err, BR_EEXPRESSION_ERROR, "delay_ms must be a non-negative integer, got %s",
+                    jsonx_type_name(delay));
+            goto failed;
+        }
+        spec.delay_ms = ms;
+    }
+    char scope[300];
+    if (c->idempotency_key) {
+        if (!(key = render_field(ctx, c->idempotency_key, item, index, &err)))
+            goto failed;
+        if (!json_is_string(key) || json_string_length(key) == 0) {
+            err_set(&err, BR_EEXPRESSION_ERROR, "idempotency_key must render to a non-empty string");
+            goto failed;
+        }
+        snprintf(scope, sizeof scope, "integration:%s", target);
+        spec.idem_scope = scope;
+        spec.idem_key = json_string_value(key);
+    }
+    if (engine_call(ctx->eng, &spec, &res, true, &err) < 0)
+        goto failed;
+
+    memcpy(run_id, res.run_id, UUID_STR_LEN);
+    if (!run_status_finished(res.status) && res.status != RUN_RUNNING) {
+        char when[32];
+        clock_format_rfc3339(res.scheduled_at, when, sizeof when);
+        *result = json_pack("{s:s, s:s, s:s}", "run_id", res.run_id, "status",
+                            run_status_name(res.status), "scheduled_at", when);
+        *ticket = res.ticket;
+        *was_async = true;
+    } else {
+        *result = res.output ? json_incref(res.output) : json_null();
+        if (output)
+            *output = json_incref(res.output);
+        if (res.status != RUN_SUCCEEDED) {
+            *error = res.error ? json_deep_copy(res.error)
+                               : error_new("internal", "the child failed without an error", NULL);
+            if (!json_object_get(*error, "run_id"))
+                json_object_set_new(*error, "run_id", json_string(res.run_id));
+        }
+    }
+    goto out;
+
+failed:
+    *error = error_new(err_name(err.code), err.msg, err.detail);
+    err.detail = NULL;
+    *result = json_null();
+out:
+    call_result_deinit(&res);
+    json_decref(payload);
+    json_decref(context);
+    json_decref(key);
+    json_decref(delay);
+    err_clear(&err);
+}
+
+/* The call(s) of element I (or the single call when there are no items): to the rendered target,
+ * or to every integration behind the trigger. */
+static void run_element(call_job_t *job, int i)
+{
+    const call_task_t *c = &job->t->u.call;
+    json_t *item = job->items ? json_array_get(job->items, (size_t)i) : NULL;
+    json_t *index = job->items ? json_integer(i) : NULL;
+    err_t err = {0};
+    bool was_async;
+    uint64_t ticket = 0;
+
+    if (!c->trigger) {
+        json_t *target = render_field(job->ctx, c->integration, item, index, &err);
+        if (target && !json_is_string(target)) {
+            err_set(&err, BR_EEXPRESSION_ERROR, "integration must render to a name, got %s",
+                    jsonx_type_name(target));
+            json_decref(target);
+            target = NULL;
+        }
+        if (!target) {
+            job->errors[i] = error_new(err_name(err.code), err.msg, err.detail);
+            err.detail = NULL;
+            job->results[i] = json_null();
+        } else {
+            call_one(job, json_string_value(target), item, index, &job->results[i], &job->errors[i],
+                     job->run_ids[i], &ticket, &was_async, job->items ? NULL : &job->child_output);
+            json_decref(target);
+        }
+        job->tickets[i] = ticket;
+        json_decref(index);
+        err_clear(&err);
+        return;
+    }
+
+    json_t *names = NULL;
+    json_t *list = json_array();
+    if (registry_trigger_targets(job->ctx->eng->reg, c->trigger, &names, &err) < 0) {
+        job->errors[i] = error_new(err_name(err.code), err.msg, NULL);
+        names = json_array();
+    }
+    size_t k;
+    json_t *name;
+    json_array_foreach(names, k, name)
+    {
+        json_t *result, *error;
+        char rid[UUID_STR_LEN] = "";
+        const char *target = json_string_value(name);
+        call_one(job, target, item, index, &result, &error, rid, &ticket, &was_async, NULL);
+        if (ticket > job->tickets[i])
+            job->tickets[i] = ticket;
+        json_t *entry;
+        if (was_async) {
+            entry = json_pack("{s:s, s:s}", "integration", target, "run_id", rid);
+        } else {
+            int version = 0;
+            const definition_t *d;
+            bool archived;
+            if (registry_get(job->ctx->eng->reg, target, c->version, &d, &archived, NULL) == 0)
+                version = d->version;
+            entry = json_pack("{s:s, s:i, s:s?, s:s, s:O, s:O?}", "integration", target, "version",
+                              version, "run_id", rid[0] ? rid : NULL, "status",
+                              error ? "failed" : "succeeded", "output", result, "error", error);
+            if (!json_object_get(entry, "error"))
+                json_object_set_new(entry, "error", json_null());
+            if (!json_object_get(entry, "run_id"))
+                json_object_set_new(entry, "run_id", json_null());
+        }
+        json_array_append_new(list, entry);
+        if (error && !job->errors[i])
+            job->errors[i] = json_incref(error);
+        json_decref(result);
+        json_decref(error);
+    }
+    json_decref(names);
+    job->results[i] = list;
+    json_decref(index);
+    err_clear(&err);
+}
+
+/* ---- fan-out over helper threads ------------------------------------------------------------ */
+
+typedef struct fanout {
+    call_job_t *job;
+    int n;        /* items */
+    int next;     /* first item not yet taken */
+    int running;  /* items being executed */
+    int done;     /* items finished */
+    int limit;    /* parallelism */
+    int users;    /* threads inside the fan-out (the owner counts) */
+    struct fanout *link; /* in the helpers' list while items are left */
+} fanout_t;
+
+static pthread_mutex_t fan_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fan_cv = PTHREAD_COND_INITIALIZER;     /* items finished */
+static pthread_cond_t helper_cv = PTHREAD_COND_INITIALIZER;  /* work for helpers */
+static fanout_t *fan_list;
+static int helpers_started;
+
+static void unlink_fanout(fanout_t *f)
+{
+    for (fanout_t **p = &fan_list; *p; p = &(*p)->link) {
+        if (*p == f) {
+            *p = f->link;
+            return;
+        }
+    }
+}
+
+/* Take an item of F and run it; called with fan_mu held, returns with it held. */
+static void take_item(fanout_t *f)
+{
+    int i = f->next++;
+    f->running++;
+    if (f->next >= f->n)
+        unlink_fanout(f);
+    pthread_mutex_unlock(&fan_mu);
+    run_element(f->job, i);
+    pthread_mutex_lock(&fan_mu);
+    f->running--;
+    f->done++;
+    pthread_cond_broadcast(&fan_cv);
+}
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&fan_mu);
+    for (;;) {
+        fanout_t *f = fan_list;
+        while (f && f->running >= f->limit)
+            f = f->link;
+        if (!f) {
+            pthread_cond_wait(&helper_cv, &fan_mu);
+            continue;
+        }
+        f->users++;
+        take_item(f);
+        f->users--;
+        pthread_cond_broadcast(&fan_cv);
+    }
+    return NULL;
+}
+
+/* Helper threads live for the process: they hold no resources while idle. */
+static void ensure_helpers(int n)
+{
+    pthread_mutex_lock(&fan_mu);
+    while (helpers_started < n) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 8 << 20);
+        if (pthread_create(&th, &attr, helper_main, NULL) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        helpers_started++;
+    }
+    pthread_mutex_unlock(&fan_mu);
+}
+
+static void fan_out(call_job_t *job, int n, int parallelism)
+{
+    int helpers = parallelism - 1;
+    if (helpers > job->ctx->eng->cfg.workers)
+        helpers = job->ctx->eng->cfg.workers;
+    ensure_helpers(helpers);
+    fanout_t f = {.job = job, .n = n, .limit = parallelism, .users = 1};
+    pthread_mutex_lock(&fan_mu);
+    f.link = fan_list;
+    fan_list = &f;
+    pthread_cond_broadcast(&helper_cv);
+    while (f.done < f.n || f.users > 1) {
+        if (f.next < f.n && f.running < f.limit)
+            take_item(&f);
+        else
+            pthread_cond_wait(&fan_cv, &fan_mu);
+    }
+    pthread_mutex_unlock(&fan_mu);
+}
+
+/* ---- the task ------------------------------------------------------------------------------ */
+
+static void map_outputs(run_ctx_t *ctx, const call_task_t *c, json_t *output)
+{
+    for (int i = 0; i < c->n_outputs; i++) {
+        json_t *v = c->outputs[i].path[0] ? jsonx_get_path(output, c->outputs[i].path) : output;
+        jsonx_set_dotted(ctx->vars, c->outputs[i].var, v ? json_deep_copy(v) : json_null());
+    }
+}
+
+/* Execute one attempt of call_integration task T. See engine_internal.h. */
+void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
+                    outcome_t *out)
+{
+    const call_task_t *c = &t->u.call;
+    call_job_t job = {.ctx = ctx, .t = t, .seq = seq, .deadline = attempt_deadline};
+    int n = 1;
+    if (c->for_each) {
+        err_t err = {0};
+        json_t *items = render_field(ctx, c->for_each, NULL, NULL, &err);
+        if (!items) {
+            outcome_fail_err(out, &err);
+            return;
+        }
+        if (!json_is_array(items)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "for_each must give an array, got %s",
+                     jsonx_type_name(items));
+            json_decref(items);
+            outcome_fail(out, "expression_error", msg, NULL);
+            return;
+        }
+        job.items = items;
+        n = (int)json_array_size(items);
+    }
+    job.results = xcalloc((size_t)n, sizeof(json_t *));
+    job.errors = xcalloc((size_t)n, sizeof(json_t *));
+    job.run_ids = xcalloc((size_t)n, UUID_STR_LEN);
+    job.tickets = xcalloc((size_t)n, sizeof(uint64_t));
+
+    if (c->for_each && c->parallelism > 1 && n > 1)
+        fan_out(&job, n, c->parallelism);
+    else
+        for (int i = 0; i < n; i++)
+            run_element(&job, i);
+
+    /* Async children were queued without waiting; one wait covers them all. */
+    uint64_t last = 0;
+    for (int i = 0; i < n; i++)
+        if (job.tickets[i] > last)
+            last = job.tickets[i];
+    err_t err = {0};
+    if (last && store_wait(ctx->eng->store, last, &err) < 0) {
+        outcome_fail_err(out, &err);
+        goto out;
+    }
+
+    out->success = true;
+    for (int i = 0; i < n; i++) {
+        if (job.errors[i]) {
+            out->success = false;
+            out->error = json_deep_copy(job.errors[i]);
+            if (c->for_each) {
+                json_t *detail = json_object_get(out->error, "detail");
+                if (!json_is_object(detail)) {
+                    detail = json_object();
+                    json_object_set_new(out->error, "detail", detail);
+                }
+                json_object_set_new(detail, "index", json_integer(i));
+            }
+            break;
+        }
+    }
+    if (c->for_each) {
+        out->result = json_array();
+        for (int i = 0; i < n; i++) {
+            json_array_append_new(out->result, job.results[i]);
+            job.results[i] = NULL;
+        }
+    } else {
+        out->result = job.results[0];
+        job.results[0] = NULL;
+        if (!c->trigger)
+            memcpy(out->run_id, job.run_ids[0], UUID_STR_LEN);
+        if (out->success && job.child_output && c->n_outputs)
+            map_outputs(ctx, c, job.child_output);
+    }
+out:
+    for (int i = 0; i < n; i++) {
+        json_decref(job.results[i]);
+        json_decref(job.errors[i]);
+    }
+    free(job.results);
+    free(job.errors);
+    free(job.run_ids);
+    free(job.tickets);
+    json_decref(job.items);
+    json_decref(job.child_output);
+}

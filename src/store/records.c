@@ -1,0 +1,217 @@
+/* records.c - run, step and integration-version records: life cycle, status names, and the
+ * JSON shapes the API shows (SPEC §8). Backend-neutral: no storage code here.
+ *
+ * Invariant: a record owns its strings; its JSON values are references it holds (never
+ * modified in place, so copies may share them).
+ */
+#include "store/store_internal.h"
+
+#include "core/clock.h"
+#include "core/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+    [RUN_SCHEDULED] = "scheduled", [RUN_QUEUED] = "queued", [RUN_RUNNING] = "running",
+    [RUN_SUCCEEDED] = "succeeded", [RUN_FAILED] = "failed", [RUN_CANCELLED] = "cancelled",
+};
+
+_Static_assert(sizeof(status_names) / sizeof(status_names[0]) == RUN_CANCELLED + 1,
+               "status names and run_status_t out of step");
+
+/* The stable name of status S ("queued"), or "unknown" for a value outside the enum. */
+const char *run_status_name(run_status_t s)
+{
+    if ((int)s < 0 || (int)s > RUN_CANCELLED)
+        return "unknown";
+    return status_names[s];
+}
+
+/* Parse a status NAME into *OUT: 0, or -1 when NAME is not a status. */
+int run_status_parse(const char *name, run_status_t *out)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i <= RUN_CANCELLED; i++) {
+        if (strcmp(status_names[i], name) == 0) {
+            *out = (run_status_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* A zeroed run record with the root defaults (parent_step -1, attempt 1). Returned owned
+ * (free with run_rec_free). */
+run_rec_t *run_rec_new(void)
+{
+    run_rec_t *r = XNEW(run_rec_t);
+    r->parent_step = -1;
+    r->attempt = 1;
+    return r;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static json_t *ref_or_null(json_t *v)
+{
+    return v ? json_incref(v) : NULL;
+}
+
+/* A copy of R: strings duplicated, JSON values referenced (shared, so neither side may modify
+ * them). Returned owned. Any thread. */
+run_rec_t *run_rec_copy(const run_rec_t *r)
+{
+    run_rec_t *c = xmalloc(sizeof *c);
+    *c = *r;
+    c->integration = dup_or_null(r->integration);
+    c->trigger = dup_or_null(r->trigger);
+    c->task = dup_or_null(r->task);
+    c->idempotency_key = dup_or_null(r->idempotency_key);
+    c->trigger_info = ref_or_null(r->trigger_info);
+    c->input = ref_or_null(r->input);
+    c->output = ref_or_null(r->output);
+    c->error = ref_or_null(r->error);
+    return c;
+}
+
+/* Free R and release its JSON references. NULL-safe. */
+void run_rec_free(run_rec_t *r)
+{
+    if (!r)
+        return;
+    free(r->integration);
+    free(r->trigger);
+    free(r->task);
+    free(r->idempotency_key);
+    json_decref(r->trigger_info);
+    json_decref(r->input);
+    json_decref(r->output);
+    json_decref(r->error);
+    free(r);
+}
+
+/* Free N records and the array holding them. NULL-safe. */
+void run_recs_free(run_rec_t **runs, int n)
+{
+    if (!runs)
+        return;
+    for (int i = 0; i < n; i++)
+        run_rec_free(runs[i]);
+    free(runs);
+}
+
+/* A copy of S (strings duplicated, JSON referenced). Returned owned. Any thread. */
+step_rec_t *step_rec_copy(const step_rec_t *s)
+{
+    step_rec_t *c = xmalloc(sizeof *c);
+    *c = *s;
+    c->task_id = dup_or_null(s->task_id);
+    c->type = dup_or_null(s->type);
+    c->status = dup_or_null(s->status);
+    c->result = ref_or_null(s->result);
+    c->error = ref_or_null(s->error);
+    return c;
+}
+
+/* Free S and release its JSON references. NULL-safe. */
+void step_rec_free(step_rec_t *s)
+{
+    if (!s)
+        return;
+    free(s->task_id);
+    free(s->type);
+    free(s->status);
+    json_decref(s->result);
+    json_decref(s->error);
+    free(s);
+}
+
+/* Free V. NULL-safe. */
+void integration_version_free(integration_version_t *v)
+{
+    if (!v)
+        return;
+    free(v->name);
+    free(v->doc);
+    free(v);
+}
+
+/* {"code", "message", "retryable"}: the ERROR objects the store writes on its own. */
+json_t *store_error_json(const char *code, const char *message, bool retryable)
+{
+    return json_pack("{s:s, s:s, s:b}", "code", code, "message", message, "retryable", retryable);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char buf[40];
+    clock_format_rfc3339(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *string_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *value_or_null(json_t *v)
+{
+    return v ? json_incref(v) : json_null();
+}
+
+/* The run as the API shows it (SPEC §8): times in RFC 3339 UTC with milliseconds (null when
+ * unset), parent_id and task null for a root, trigger_info only when known, duration_ms once
+ * started and finished. Returned owned; its nested values are shared with R (do not modify
+ * them). Any thread. */
+json_t *run_rec_to_json(const run_rec_t *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->id));
+    json_object_set_new(o, "integration", string_or_null(r->integration));
+    json_object_set_new(o, "version", json_integer(r->version));
+    json_object_set_new(o, "status", json_string(run_status_name(r->status)));
+    json_object_set_new(o, "trigger", string_or_null(r->trigger));
+    if (r->trigger_info)
+        json_object_set(o, "trigger_info", r->trigger_info);
+    json_object_set_new(o, "parent_id", r->parent_id[0] ? json_string(r->parent_id) : json_null());
+    json_object_set_new(o, "root_id", json_string(r->root_id[0] ? r->root_id : r->id));
+    json_object_set_new(o, "depth", json_integer(r->depth));
+    json_object_set_new(o, "task", string_or_null(r->task));
+    json_object_set_new(o, "input", value_or_null(r->input));
+    json_object_set_new(o, "output", value_or_null(r->output));
+    json_object_set_new(o, "error", value_or_null(r->error));
+    json_object_set_new(o, "created_at", time_json(r->created_at));
+    json_object_set_new(o, "scheduled_at", time_json(r->scheduled_at));
+    json_object_set_new(o, "started_at", time_json(r->started_at));
+    json_object_set_new(o, "finished_at", time_json(r->finished_at));
+    json_object_set_new(o, "attempt", json_integer(r->attempt));
+    if (r->started_at > 0 && r->finished_at > 0)
+        json_object_set_new(o, "duration_ms", json_integer(r->finished_at - r->started_at));
+    return o;
+}
+
+/* The step as the API shows it: task, type, status, attempt (the task's attempts),
+ * started_at, duration_ms, result, error, and child_run_ids when CHILD_RUN_IDS (borrowed, may
+ * be NULL) is a non-empty array. Returned owned; nested values are shared with S. */
+json_t *step_rec_to_json(const step_rec_t *s, json_t *child_run_ids)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "task", string_or_null(s->task_id));
+    json_object_set_new(o, "type", string_or_null(s->type));
+    json_object_set_new(o, "status", string_or_null(s->status));
+    json_object_set_new(o, "attempt", json_integer(s->task_attempt));
+    json_object_set_new(o, "started_at", time_json(s->started_at));
+    json_object_set_new(o, "duration_ms", json_integer(s->duration_ms));
+    json_object_set_new(o, "result", value_or_null(s->result));
+    json_object_set_new(o, "error", value_or_null(s->error));
+    if (child_run_ids && json_array_size(child_run_ids) > 0)
+        json_object_set(o, "child_run_ids", child_run_ids);
+    return o;
+}

@@ -1,0 +1,1166 @@
+/* sqlite.c - the SQLite backend: connections, schema and migrations, and the write side
+ * (batched puts and the synchronous operations) that the writer thread drives.
+ *
+ * The database is one file in WAL mode with synchronous=FULL, so a commit is durable when it
+ * returns. Only the writer thread writes, through be->w; readers use read-only connections
+ * (sqlite_read.c) that WAL lets run beside it. SQL is only ever built with bound parameters.
+ * Times are epoch ms; JSON values are compact text; a root run has parent_id NULL.
+ */
+#include "store/sqlite_internal.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* ---- schema ---------------------------------------------------------------------------------- */
+
+/* Migration N brings user_version N to N + 1; append, never edit a released one. */
+static const char *const migrations[] = {
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE integrations ("
+    "  name TEXT PRIMARY KEY,"
+    "  archived INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE integration_versions ("
+    "  name TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (name, version));"
+    "CREATE TABLE triggers ("
+    "  trigger_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  PRIMARY KEY (trigger_id, name)) WITHOUT ROWID;"
+    "CREATE INDEX triggers_name ON triggers(name);"
+    "CREATE TABLE catalog (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);"
+    "INSERT INTO catalog(id, epoch) VALUES (1, 0);"
+    "CREATE TABLE runs ("
+    "  id TEXT PRIMARY KEY,"
+    "  integration TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  trigger_type TEXT,"
+    "  trigger_info TEXT,"
+    "  parent_id TEXT,"
+    "  root_id TEXT NOT NULL,"
+    "  depth INTEGER NOT NULL,"
+    "  task TEXT,"
+    "  parent_step INTEGER NOT NULL,"
+    "  sync_child INTEGER NOT NULL,"
+    "  detached INTEGER NOT NULL,"
+    "  retry_on_interrupt INTEGER NOT NULL,"
+    "  input TEXT,"
+    "  output TEXT,"
+    "  error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  scheduled_at INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER NOT NULL,"
+    "  deadline_at INTEGER NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  idempotency_key TEXT,"
+    "  owner TEXT,"
+    "  lease_until INTEGER,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX runs_active ON runs(status, scheduled_at)"
+    "  WHERE status='scheduled' OR status='queued' OR status='running';"
+    "CREATE INDEX runs_parent ON runs(parent_id, parent_step) WHERE parent_id IS NOT NULL;"
+    "CREATE INDEX runs_root ON runs(root_id);"
+    "CREATE INDEX runs_integration ON runs(integration, id);"
+    "CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at > 0;"
+    "CREATE TABLE steps ("
+    "  run_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  task_id TEXT,"
+    "  type TEXT,"
+    "  status TEXT,"
+    "  task_attempt INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  duration_ms INTEGER NOT NULL,"
+    "  result TEXT,"
+    "  error TEXT,"
+    "  PRIMARY KEY (run_id, attempt, seq)) WITHOUT ROWID;"
+    "CREATE TABLE idempotency ("
+    "  scope TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  run_id TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_created ON idempotency(created_at);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- helpers shared with sqlite_read.c ------------------------------------------------------- */
+
+/* BR_ESTORE with WHAT and DB's latest message (see sqlite_internal.h). */
+int sq_fail(sqlite3 *db, err_t *err, const char *what)
+{
+    return err_set(err, BR_ESTORE, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* C's cached statement for the static text SQL, prepared once and kept (persistent). The
+ * cache is keyed by the text's address, so each statement must be a static array. */
+int sq_prepare(sq_conn_t *c, const char *sql, sqlite3_stmt **out, err_t *err)
+{
+    size_t h = ((uintptr_t)sql >> 3) % SQ_CACHE;
+    for (size_t i = 0; i < SQ_CACHE; i++) {
+        size_t k = (h + i) % SQ_CACHE;
+        if (c->cache[k].sql == sql) {
+            *out = c->cache[k].st;
+            return 0;
+        }
+        if (!c->cache[k].sql) {
+            sqlite3_stmt *st = NULL;
+            if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+                SQLITE_OK)
+                return sq_fail(c->db, err, "cannot prepare a statement");
+            c->cache[k].sql = sql;
+            c->cache[k].st = st;
+            *out = st;
+            return 0;
+        }
+    }
+    return err_set(err, BR_ESTORE, "the statement cache is full");
+}
+
+/* "TTTTTTTT-TTTT-0000-0000-000000000000": the 48-bit time of MS and nothing after it. */
+void sq_id_floor(int64_t ms, char out[UUID_STR_LEN])
+{
+    uint64_t t = ms > 0 ? (uint64_t)ms : 0;
+    snprintf(out, UUID_STR_LEN, "%08x-%04x-0000-0000-000000000000", (unsigned)(t >> 16),
+             (unsigned)(t & 0xffff));
+}
+
+/* Text bound without a copy: S must live until the statement is reset. */
+int sq_bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+    if (!s)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Column I copied (owned), NULL for SQL NULL. */
+char *sq_col_str(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    if (!s)
+        return NULL;
+    return xstrndup((const char *)s, (size_t)sqlite3_column_bytes(st, i));
+}
+
+/* Column I parsed back from the compact JSON text we stored; NUL in strings allowed. */
+int sq_col_json(sqlite3_stmt *st, int i, json_t **out, err_t *err)
+{
+    *out = NULL;
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    if (!s)
+        return 0;
+    json_error_t je;
+    *out =
+        json_loadb(s, (size_t)sqlite3_column_bytes(st, i), JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!*out)
+        return err_set(err, BR_ESTORE, "stored JSON in column %s is damaged: %s",
+                       sqlite3_column_name(st, i), je.text);
+    return 0;
+}
+
+static void col_id(sqlite3_stmt *st, int i, char out[UUID_STR_LEN])
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    snprintf(out, UUID_STR_LEN, "%s", s ? s : "");
+}
+
+/* The current row (SQ_RUN_COLS) as an owned record; a root's NULL parent_id reads as "". */
+int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err)
+{
+    run_rec_t *r = run_rec_new();
+    int rc = 0;
+    col_id(st, 0, r->id);
+    r->integration = sq_col_str(st, 1);
+    r->version = sqlite3_column_int(st, 2);
+    const char *status = (const char *)sqlite3_column_text(st, 3);
+    if (run_status_parse(status, &r->status) < 0) {
+        rc = err_set(err, BR_ESTORE, "run %s has an unknown status \"%s\"", r->id,
+                     status ? status : "");
+        goto out;
+    }
+    r->trigger = sq_col_str(st, 4);
+    if ((rc = sq_col_json(st, 5, &r->trigger_info, err)) < 0)
+        goto out;
+    col_id(st, 6, r->parent_id);
+    col_id(st, 7, r->root_id);
+    r->depth = sqlite3_column_int(st, 8);
+    r->task = sq_col_str(st, 9);
+    r->parent_step = sqlite3_column_int(st, 10);
+    r->sync_child = sqlite3_column_int(st, 11) != 0;
+    r->detached = sqlite3_column_int(st, 12) != 0;
+    r->retry_on_interrupt = sqlite3_column_int(st, 13) != 0;
+    if ((rc = sq_col_json(st, 14, &r->input, err)) < 0 ||
+        (rc = sq_col_json(st, 15, &r->output, err)) < 0 ||
+        (rc = sq_col_json(st, 16, &r->error, err)) < 0)
+        goto out;
+    r->created_at = sqlite3_column_int64(st, 17);
+    r->scheduled_at = sqlite3_column_int64(st, 18);
+    r->started_at = sqlite3_column_int64(st, 19);
+    r->finished_at = sqlite3_column_int64(st, 20);
+    r->deadline_at = sqlite3_column_int64(st, 21);
+    r->attempt = sqlite3_column_int(st, 22);
+    r->idempotency_key = sq_col_str(st, 23);
+    *out = r;
+    r = NULL;
+out:
+    run_rec_free(r);
+    return rc;
+}
+
+/* Every remaining row of ST as records; ST is reset whatever happens. */
+int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, run_rec_t ***out, int *n, err_t *err)
+{
+    run_rec_t **v = NULL;
+    int count = 0, cap = 0, rc = 0, s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, (size_t)cap * sizeof *v);
+        }
+        if ((rc = sq_row_run(st, &v[count], err)) < 0)
+            break;
+        count++;
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = sq_fail(db, err, "cannot read runs");
+    sqlite3_reset(st);
+    if (rc < 0) {
+        run_recs_free(v, count);
+        return rc;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+/* ---- connections ----------------------------------------------------------------------------- */
+
+static void conn_close(sq_conn_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < SQ_CACHE; i++)
+        sqlite3_finalize(c->cache[i].st);
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+/* Run SQL (no parameters, results ignored) on DB. 0 or BR_ESTORE. */
+static int exec_sql(sqlite3 *db, const char *sql, err_t *err, const char *what)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sq_fail(db, err, what);
+    return 0;
+}
+
+/* The single integer a pragma answers. */
+static int pragma_int(sqlite3 *db, const char *sql, int *out, err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return sq_fail(db, err, "cannot read the database");
+    int s = sqlite3_step(st);
+    int rc = 0;
+    if (s == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    else
+        rc = sq_fail(db, err, "cannot read the database");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int conn_open(store_backend_t *be, bool readonly, sq_conn_t **out, err_t *err)
+{
+    sq_conn_t *c = XNEW(sq_conn_t);
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int rc = 0;
+    if (sqlite3_open_v2(be->path, &c->db, flags, NULL) != SQLITE_OK) {
+        rc = err_set(err, BR_ESTORE, "cannot open the database %s: %s", be->path,
+                     c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, be->busy_ms);
+    if (!readonly) {
+        /* WAL lets readers run beside the writer; synchronous=FULL makes each commit durable
+         * when it returns (NORMAL may lose the last commits on power loss, and we promise a
+         * committed run survives). The first statement also tells a damaged file apart. */
+        sqlite3_stmt *st = NULL;
+        const char *mode = NULL;
+        if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW || !(mode = (const char *)sqlite3_column_text(st, 0))) {
+            rc = err_set(err, BR_ESTORE, "cannot use the database %s: %s", be->path,
+                         sqlite3_errmsg(c->db));
+            sqlite3_finalize(st);
+            goto out;
+        }
+        if (strcmp(mode, "wal") != 0) {
+            rc = err_set(err, BR_ESTORE, "the database %s cannot use WAL mode (it stays in %s)",
+                         be->path, mode);
+            sqlite3_finalize(st);
+            goto out;
+        }
+        sqlite3_finalize(st);
+        if ((rc = exec_sql(c->db,
+                           "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                           "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768;",
+                           err, "cannot configure the database")) < 0)
+            goto out;
+    }
+    *out = c;
+    c = NULL;
+out:
+    conn_close(c);
+    return rc;
+}
+
+/* A read connection for this thread alone until sq_reader_put: an idle one, a new one while
+ * fewer than SQ_READERS are open, else wait for one to come back. */
+int sq_reader_get(store_backend_t *be, sq_conn_t **out, err_t *err)
+{
+    pthread_mutex_lock(&be->pool_mu);
+    while (!be->idle && be->readers >= SQ_READERS)
+        pthread_cond_wait(&be->pool_cv, &be->pool_mu);
+    if (be->idle) {
+        *out = be->idle;
+        be->idle = be->idle->next;
+        pthread_mutex_unlock(&be->pool_mu);
+        return 0;
+    }
+    be->readers++;
+    pthread_mutex_unlock(&be->pool_mu);
+    int rc = conn_open(be, true, out, err);
+    if (rc < 0) {
+        pthread_mutex_lock(&be->pool_mu);
+        be->readers--;
+        pthread_cond_signal(&be->pool_cv);
+        pthread_mutex_unlock(&be->pool_mu);
+    }
+    return rc;
+}
+
+/* Give C back to the pool (its statements must be reset). */
+void sq_reader_put(store_backend_t *be, sq_conn_t *c)
+{
+    pthread_mutex_lock(&be->pool_mu);
+    c->next = be->idle;
+    be->idle = c;
+    pthread_cond_signal(&be->pool_cv);
+    pthread_mutex_unlock(&be->pool_mu);
+}
+
+/* Bring the schema to SCHEMA_VERSION inside one write transaction, so two processes opening a
+ * new database at once do not both create it. */
+static int migrate(store_backend_t *be, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    int rc, version = 0;
+    if ((rc = exec_sql(db, "BEGIN IMMEDIATE", err, "cannot start the schema update")) < 0)
+        return rc;
+    if ((rc = pragma_int(db, "PRAGMA user_version", &version, err)) < 0)
+        goto fail;
+    if (version > SCHEMA_VERSION) {
+        rc = err_set(err, BR_ESTORE,
+                     "the database %s has schema version %d, newer than this build's %d; "
+                     "use a newer braid",
+                     be->path, version, SCHEMA_VERSION);
+        goto fail;
+    }
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        if ((rc = exec_sql(db, migrations[v], err, "cannot update the schema")) < 0)
+            goto fail;
+    }
+    if (version < SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d", SCHEMA_VERSION);
+        if ((rc = exec_sql(db, sql, err, "cannot update the schema")) < 0)
+            goto fail;
+    }
+    if ((rc = exec_sql(db, "COMMIT", err, "cannot commit the schema update")) < 0)
+        goto fail;
+    return 0;
+fail:
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* ---- the write side: transactions ------------------------------------------------------------ */
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT op";
+static const char SQL_RELEASE[] = "RELEASE op";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO op";
+
+/* Step a write statement to completion and reset it. 0 or BR_ESTORE naming WHAT. */
+static int step_done(sqlite3 *db, sqlite3_stmt *st, err_t *err, const char *what)
+{
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    int rc = s == SQLITE_DONE ? 0 : sq_fail(db, err, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int exec_cached(store_backend_t *be, const char *sql, err_t *err, const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = sq_prepare(be->w, sql, &st, err);
+    return rc < 0 ? rc : step_done(be->w->db, st, err, what);
+}
+
+static int w_begin(store_backend_t *be, err_t *err)
+{
+    return exec_cached(be, SQL_BEGIN, err, "cannot begin a transaction");
+}
+
+static int w_commit(store_backend_t *be, err_t *err)
+{
+    return exec_cached(be, SQL_COMMIT, err, "cannot commit");
+}
+
+static void w_rollback(store_backend_t *be)
+{
+    if (!sqlite3_get_autocommit(be->w->db))
+        sqlite3_exec(be->w->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int w_savepoint(store_backend_t *be, err_t *err)
+{
+    return exec_cached(be, SQL_SAVEPOINT, err, "cannot set a savepoint");
+}
+
+static int w_release(store_backend_t *be, bool keep, err_t *err)
+{
+    if (sqlite3_get_autocommit(be->w->db))
+        return 0; /* the failure already ended the transaction: nothing left to release */
+    int rc = 0;
+    if (!keep)
+        rc = exec_cached(be, SQL_ROLLBACK_TO, err, "cannot roll back an operation");
+    if (rc == 0)
+        rc = exec_cached(be, SQL_RELEASE, err, "cannot release a savepoint");
+    return rc;
+}
+
+static bool w_in_transaction(store_backend_t *be)
+{
+    return !sqlite3_get_autocommit(be->w->db);
+}
+
+/* ---- the write side: puts -------------------------------------------------------------------- */
+
+/* Where one JSON value's text sits in be->json (offsets: the buffer may move while filling). */
+typedef struct span {
+    size_t off, len;
+    bool null;
+} span_t;
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    buf_append(data, buffer, size);
+    return 0;
+}
+
+static void dump_json(buf_t *b, const json_t *v, span_t *s)
+{
+    s->null = v == NULL;
+    s->off = b->len;
+    if (v)
+        json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+    s->len = b->len - s->off;
+}
+
+static void bind_span(sqlite3_stmt *st, int i, const buf_t *b, const span_t *s)
+{
+    if (s->null)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, b->data + s->off, (int)s->len, SQLITE_STATIC);
+}
+
+/* An upsert, not INSERT OR REPLACE: the queue's own columns (owner, lease_until,
+ * cancel_requested) belong to claims and cancels and must survive the engine's puts. A put
+ * from an older attempt never overwrites a newer attempt (a run taken over after its lease
+ * ran out). */
+static const char SQL_RUN_PUT[] =
+    "INSERT INTO runs(" SQ_RUN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+    " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+    " ON CONFLICT(id) DO UPDATE SET integration=excluded.integration,"
+    " version=excluded.version, status=excluded.status, trigger_type=excluded.trigger_type,"
+    " trigger_info=excluded.trigger_info, parent_id=excluded.parent_id,"
+    " root_id=excluded.root_id, depth=excluded.depth, task=excluded.task,"
+    " parent_step=excluded.parent_step, sync_child=excluded.sync_child,"
+    " detached=excluded.detached, retry_on_interrupt=excluded.retry_on_interrupt,"
+    " input=excluded.input, output=excluded.output, error=excluded.error,"
+    " created_at=excluded.created_at, scheduled_at=excluded.scheduled_at,"
+    " started_at=excluded.started_at, finished_at=excluded.finished_at,"
+    " deadline_at=excluded.deadline_at, attempt=excluded.attempt,"
+    " idempotency_key=excluded.idempotency_key"
+    " WHERE excluded.attempt >= runs.attempt";
+
+static int w_run_put(store_backend_t *be, const run_rec_t *r, err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = sq_prepare(be->w, SQL_RUN_PUT, &st, err);
+    if (rc < 0)
+        return rc;
+    span_t info, input, output, error;
+    buf_reset(&be->json);
+    dump_json(&be->json, r->trigger_info, &info);
+    dump_json(&be->json, r->input, &input);
+    dump_json(&be->json, r->output, &output);
+    dump_json(&be->json, r->error, &error);
+
+    sq_bind_str(st, 1, r->id);
+    sq_bind_str(st, 2, r->integration ? r->integration : "");
+    sqlite3_bind_int(st, 3, r->version);
+    sq_bind_str(st, 4, run_status_name(r->status));
+    sq_bind_str(st, 5, r->trigger);
+    bind_span(st, 6, &be->json, &info);
+    sq_bind_str(st, 7, r->parent_id[0] ? r->parent_id : NULL);
+    sq_bind_str(st, 8, r->root_id[0] ? r->root_id : r->id);
+    sqlite3_bind_int(st, 9, r->depth);
+    sq_bind_str(st, 10, r->task);
+    sqlite3_bind_int(st, 11, r->parent_step);
+    sqlite3_bind_int(st, 12, r->sync_child);
+    sqlite3_bind_int(st, 13, r->detached);
+    sqlite3_bind_int(st, 14, r->retry_on_interrupt);
+    bind_span(st, 15, &be->json, &input);
+    bind_span(st, 16, &be->json, &output);
+    bind_span(st, 17, &be->json, &error);
+    sqlite3_bind_int64(st, 18, r->created_at);
+    sqlite3_bind_int64(st, 19, r->scheduled_at);
+    sqlite3_bind_int64(st, 20, r->started_at);
+    sqlite3_bind_int64(st, 21, r->finished_at);
+    sqlite3_bind_int64(st, 22, r->deadline_at);
+    sqlite3_bind_int(st, 23, r->attempt);
+    sq_bind_str(st, 24, r->idempotency_key);
+    return step_done(be->w->db, st, err, "cannot write a run");
+}
+
+static const char SQL_STEP_PUT[] =
+    "INSERT OR REPLACE INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
+    " started_at, duration_ms, result, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " ?11)";
+
+static int w_step_put(store_backend_t *be, const step_rec_t *s, err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = sq_prepare(be->w, SQL_STEP_PUT, &st, err);
+    if (rc < 0)
+        return rc;
+    span_t result, error;
+    buf_reset(&be->json);
+    dump_json(&be->json, s->result, &result);
+    dump_json(&be->json, s->error, &error);
+    sq_bind_str(st, 1, s->run_id);
+    sqlite3_bind_int(st, 2, s->attempt);
+    sqlite3_bind_int(st, 3, s->seq);
+    sq_bind_str(st, 4, s->task_id);
+    sq_bind_str(st, 5, s->type);
+    sq_bind_str(st, 6, s->status);
+    sqlite3_bind_int(st, 7, s->task_attempt);
+    sqlite3_bind_int64(st, 8, s->started_at);
+    sqlite3_bind_int64(st, 9, s->duration_ms);
+    bind_span(st, 10, &be->json, &result);
+    bind_span(st, 11, &be->json, &error);
+    return step_done(be->w->db, st, err, "cannot write a step");
+}
+
+/* ---- the write side: integrations ------------------------------------------------------------ */
+
+static const char SQL_LATEST_VERSION[] =
+    "SELECT version, doc FROM integration_versions WHERE name=?1 ORDER BY version DESC LIMIT 1";
+static const char SQL_IS_ARCHIVED[] = "SELECT archived FROM integrations WHERE name=?1";
+static const char SQL_VERSION_INSERT[] =
+    "INSERT INTO integration_versions(name, version, doc, created_at) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_INTEGRATION_UPSERT[] =
+    "INSERT INTO integrations(name, archived, created_at, updated_at) VALUES (?1, 0, ?2, ?2)"
+    " ON CONFLICT(name) DO UPDATE SET archived=0, updated_at=excluded.updated_at";
+static const char SQL_TRIGGERS_DELETE[] = "DELETE FROM triggers WHERE name=?1";
+static const char SQL_TRIGGER_INSERT[] =
+    "INSERT OR IGNORE INTO triggers(trigger_id, name) VALUES (?1, ?2)";
+static const char SQL_EPOCH_BUMP[] = "UPDATE catalog SET epoch=epoch+1 WHERE id=1";
+static const char SQL_UNARCHIVE[] =
+    "UPDATE integrations SET archived=0, updated_at=?2 WHERE name=?1";
+static const char SQL_ARCHIVE[] = "UPDATE integrations SET archived=1, updated_at=?2 WHERE name=?1";
+
+/* Prepare SQL on the writer's connection and bind ?1 (text) and ?2 (integer) when given. */
+static int prep_w(store_backend_t *be, const char *sql, sqlite3_stmt **st, err_t *err)
+{
+    int rc = sq_prepare(be->w, sql, st, err);
+    if (rc == 0)
+        sqlite3_clear_bindings(*st);
+    return rc;
+}
+
+static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    const char *name = op->u.publish.name;
+    sqlite3_stmt *st;
+    int rc, latest = 0;
+    bool same = false, archived = false;
+    int64_t now = clock_now_ms();
+
+    if ((rc = prep_w(be, SQL_LATEST_VERSION, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, name);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        latest = sqlite3_column_int(st, 0);
+        const char *doc = (const char *)sqlite3_column_text(st, 1);
+        same = doc && strcmp(doc, op->u.publish.doc) == 0;
+    }
+    rc = (s == SQLITE_ROW || s == SQLITE_DONE) ? 0 : sq_fail(db, err, "cannot read versions");
+    sqlite3_reset(st);
+    if (rc < 0)
+        return rc;
+
+    if ((rc = prep_w(be, SQL_IS_ARCHIVED, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, name);
+    s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        archived = sqlite3_column_int(st, 0) != 0;
+    rc = (s == SQLITE_ROW || s == SQLITE_DONE) ? 0 : sq_fail(db, err, "cannot read versions");
+    sqlite3_reset(st);
+    if (rc < 0)
+        return rc;
+
+    if (same) {
+        op->u.publish.version = latest;
+        op->u.publish.created = false;
+        if (!archived)
+            return 0;
+        if ((rc = prep_w(be, SQL_UNARCHIVE, &st, err)) < 0)
+            return rc;
+        sq_bind_str(st, 1, name);
+        sqlite3_bind_int64(st, 2, now);
+        if ((rc = step_done(db, st, err, "cannot un-archive")) < 0)
+            return rc;
+        return exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog");
+    }
+
+    if ((rc = prep_w(be, SQL_VERSION_INSERT, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, name);
+    sqlite3_bind_int(st, 2, latest + 1);
+    sq_bind_str(st, 3, op->u.publish.doc);
+    sqlite3_bind_int64(st, 4, now);
+    if ((rc = step_done(db, st, err, "cannot store the version")) < 0)
+        return rc;
+
+    if ((rc = prep_w(be, SQL_INTEGRATION_UPSERT, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, name);
+    sqlite3_bind_int64(st, 2, now);
+    if ((rc = step_done(db, st, err, "cannot store the integration")) < 0)
+        return rc;
+
+    if ((rc = prep_w(be, SQL_TRIGGERS_DELETE, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, name);
+    if ((rc = step_done(db, st, err, "cannot replace triggers")) < 0)
+        return rc;
+    size_t i;
+    json_t *t;
+    json_array_foreach(op->u.publish.triggers, i, t)
+    {
+        if ((rc = prep_w(be, SQL_TRIGGER_INSERT, &st, err)) < 0)
+            return rc;
+        sq_bind_str(st, 1, json_string_value(t));
+        sq_bind_str(st, 2, name);
+        if ((rc = step_done(db, st, err, "cannot store a trigger")) < 0)
+            return rc;
+    }
+    if ((rc = exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog")) < 0)
+        return rc;
+    op->u.publish.version = latest + 1;
+    op->u.publish.created = true;
+    return 0;
+}
+
+static int op_archive(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = prep_w(be, SQL_ARCHIVE, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.archive.name);
+    sqlite3_bind_int64(st, 2, clock_now_ms());
+    if ((rc = step_done(be->w->db, st, err, "cannot archive")) < 0)
+        return rc;
+    if (sqlite3_changes(be->w->db) == 0)
+        return err_set(err, BR_ENOT_FOUND, "integration %s not found", op->u.archive.name);
+    return exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog");
+}
+
+/* ---- the write side: the queue --------------------------------------------------------------- */
+
+/* Due runs, oldest first: every queued run, and scheduled runs whose time has come. Each
+ * branch walks its own range of runs_active in scheduled_at order and stops after ?5 rows,
+ * so a long backlog costs no more than MAX rows per branch. */
+#define CLAIM_BRANCH(cond)                                                                         \
+    "SELECT * FROM (SELECT id, scheduled_at FROM runs WHERE " cond                                 \
+    " AND integration NOT IN (SELECT value FROM json_each(?4)) ORDER BY scheduled_at LIMIT ?5)"
+
+/* clang-format off */
+static const char SQL_CLAIM[] =
+    "UPDATE runs SET status='running', owner=?1, lease_until=?2, started_at=?3,"
+    " cancel_requested=0 WHERE id IN (SELECT id FROM ("
+    CLAIM_BRANCH("status='queued'") " UNION ALL "
+    CLAIM_BRANCH("status='scheduled' AND scheduled_at<=?3")
+    ") ORDER BY scheduled_at, id LIMIT ?5) RETURNING " SQ_RUN_COLS;
+/* clang-format on */
+
+static int cmp_due(const void *a, const void *b)
+{
+    const run_rec_t *x = *(run_rec_t *const *)a, *y = *(run_rec_t *const *)b;
+    if (x->scheduled_at != y->scheduled_at)
+        return x->scheduled_at < y->scheduled_at ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static int op_claim(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+    char *exclude = op->u.claim.exclude ? jsonx_dump(op->u.claim.exclude) : NULL;
+    if ((rc = prep_w(be, SQL_CLAIM, &st, err)) < 0)
+        goto out;
+    sq_bind_str(st, 1, op->u.claim.owner);
+    sqlite3_bind_int64(st, 2, op->u.claim.lease_until);
+    sqlite3_bind_int64(st, 3, op->u.claim.now);
+    sq_bind_str(st, 4, exclude && json_is_array(op->u.claim.exclude) ? exclude : "[]");
+    sqlite3_bind_int(st, 5, op->u.claim.max);
+    if ((rc = sq_collect_runs(be->w->db, st, &op->u.claim.out, &op->u.claim.n, err)) < 0)
+        goto out;
+    /* RETURNING gives rows in no promised order. */
+    if (op->u.claim.n > 1)
+        qsort(op->u.claim.out, (size_t)op->u.claim.n, sizeof *op->u.claim.out, cmp_due);
+out:
+    free(exclude);
+    return rc;
+}
+
+static const char SQL_CLAIM_ID[] =
+    "UPDATE runs SET status='running', owner=?2, lease_until=?3, started_at=?4,"
+    " cancel_requested=0 WHERE id=?1"
+    " AND (status='queued' OR (status='scheduled' AND scheduled_at<=?4))"
+    " RETURNING " SQ_RUN_COLS;
+
+static int op_claim_id(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = prep_w(be, SQL_CLAIM_ID, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.claim_id.id);
+    sq_bind_str(st, 2, op->u.claim_id.owner);
+    sqlite3_bind_int64(st, 3, op->u.claim_id.lease_until);
+    sqlite3_bind_int64(st, 4, op->u.claim_id.now);
+    run_rec_t **runs = NULL;
+    int n = 0;
+    if ((rc = sq_collect_runs(be->w->db, st, &runs, &n, err)) < 0)
+        return rc;
+    if (n == 0) {
+        free(runs);
+        return err_set(err, BR_ENOT_FOUND, "run %s is not waiting to run", op->u.claim_id.id);
+    }
+    op->u.claim_id.out = runs[0];
+    free(runs);
+    return 0;
+}
+
+static const char SQL_RUN_CANCEL_WAITING[] =
+    "UPDATE runs SET status='cancelled', finished_at=?2, error=?3"
+    " WHERE id=?1 AND status IN ('queued', 'scheduled')";
+static const char SQL_RUN_CANCEL_RUNNING[] =
+    "UPDATE runs SET cancel_requested=1 WHERE id=?1 AND status='running'";
+static const char SQL_RUN_STATUS[] = "SELECT status FROM runs WHERE id=?1";
+
+static int op_run_cancel(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    sqlite3_stmt *st;
+    int rc;
+    json_t *e = json_pack("{s:s, s:s}", "code", "cancelled", "message", "the run was cancelled");
+    char *etext = jsonx_dump(e);
+    json_decref(e);
+    if ((rc = prep_w(be, SQL_RUN_CANCEL_WAITING, &st, err)) == 0) {
+        sq_bind_str(st, 1, op->u.run_cancel.id);
+        sqlite3_bind_int64(st, 2, op->u.run_cancel.now);
+        sq_bind_str(st, 3, etext);
+        rc = step_done(db, st, err, "cannot cancel a run");
+    }
+    free(etext);
+    if (rc < 0)
+        return rc;
+    if ((rc = prep_w(be, SQL_RUN_CANCEL_RUNNING, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.run_cancel.id);
+    if ((rc = step_done(db, st, err, "cannot cancel a run")) < 0)
+        return rc;
+    if ((rc = prep_w(be, SQL_RUN_STATUS, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.run_cancel.id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        if (run_status_parse(name, &op->u.run_cancel.status) < 0)
+            rc = err_set(err, BR_ESTORE, "run %s has an unknown status", op->u.run_cancel.id);
+    } else if (s == SQLITE_DONE) {
+        rc = err_set(err, BR_ENOT_FOUND, "run %s not found", op->u.run_cancel.id);
+    } else {
+        rc = sq_fail(db, err, "cannot read a run");
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static const char SQL_RENEW[] =
+    "UPDATE runs SET lease_until=?2 WHERE status='running' AND owner=?1";
+
+static int op_renew(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = prep_w(be, SQL_RENEW, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.renew.owner);
+    sqlite3_bind_int64(st, 2, op->u.renew.lease_until);
+    return step_done(be->w->db, st, err, "cannot renew leases");
+}
+
+/* The runs to recover: ?1 = now, ?2 = all (0/1), ?3 = not_owner (never recovered; NULL =
+ * none spared). In lease mode a run without a lease (one run inline by its caller) is left
+ * alone: only a whole-process recovery, which knows every other owner is gone, takes those. */
+#define RECOVER_WHERE                                                                              \
+    " WHERE status='running' AND (?3 IS NULL OR owner IS NOT ?3)"                                  \
+    " AND (?2 OR lease_until < ?1)"
+
+static const char SQL_RECOVER_REQUEUE[] =
+    "UPDATE runs SET status='queued', attempt=attempt+1, owner=NULL, lease_until=NULL,"
+    " started_at=0, finished_at=0, output=NULL, error=NULL, scheduled_at=?1, "
+    "cancel_requested=0" RECOVER_WHERE " AND retry_on_interrupt=1 AND sync_child=0 AND attempt<3";
+
+static const char SQL_RECOVER_FAIL[] =
+    "UPDATE runs SET status='failed', finished_at=?1, owner=NULL, lease_until=NULL,"
+    " error=CASE WHEN retry_on_interrupt=1 AND sync_child=0 THEN json_object('code',"
+    " 'interrupted', 'message', 'the process running this run stopped before it finished, after '"
+    " || attempt || ' attempts', 'retryable', json('true')) ELSE ?4 END" RECOVER_WHERE;
+
+static int op_recover(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = prep_w(be, SQL_RECOVER_REQUEUE, &st, err)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, op->u.recover.now);
+    sqlite3_bind_int(st, 2, op->u.recover.all);
+    sq_bind_str(st, 3, op->u.recover.not_owner);
+    if ((rc = step_done(db, st, err, "cannot requeue interrupted runs")) < 0)
+        return rc;
+    op->u.recover.requeued = sqlite3_changes(db);
+
+    json_t *e = store_error_json("interrupted",
+                                 "the process running this run stopped before it finished", true);
+    char *etext = jsonx_dump(e);
+    json_decref(e);
+    if ((rc = prep_w(be, SQL_RECOVER_FAIL, &st, err)) == 0) {
+        sqlite3_bind_int64(st, 1, op->u.recover.now);
+        sqlite3_bind_int(st, 2, op->u.recover.all);
+        sq_bind_str(st, 3, op->u.recover.not_owner);
+        sq_bind_str(st, 4, etext);
+        rc = step_done(db, st, err, "cannot fail interrupted runs");
+        if (rc == 0)
+            op->u.recover.failed = sqlite3_changes(db);
+    }
+    free(etext);
+    return rc;
+}
+
+/* The descendants of ?1, finished or not, not entering detached runs (a detached run and
+ * everything below it outlive the caller's cancellation). UNION, not UNION ALL: a damaged
+ * parent link that made a cycle must not make the walk endless. */
+#define DESCENDANTS                                                                                \
+    "WITH RECURSIVE d(id) AS (SELECT id FROM runs WHERE parent_id=?1 AND detached=0"               \
+    " UNION SELECT r.id FROM runs r JOIN d ON r.parent_id=d.id WHERE r.detached=0) "
+
+static const char SQL_CANCEL_RUNNING[] =
+    DESCENDANTS "UPDATE runs SET cancel_requested=1"
+                " WHERE status='running' AND id IN (SELECT id FROM d) RETURNING id";
+static const char SQL_CANCEL_WAITING[] =
+    DESCENDANTS "UPDATE runs SET status='cancelled', finished_at=?2, error=?3"
+                " WHERE status IN ('queued', 'scheduled') AND id IN (SELECT id FROM d)";
+
+static int op_cancel(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    sqlite3_stmt *st;
+    int rc, s;
+    if ((rc = prep_w(be, SQL_CANCEL_RUNNING, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.cancel.run_id);
+    op->u.cancel.running = json_array();
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(op->u.cancel.running,
+                              json_string((const char *)sqlite3_column_text(st, 0)));
+    rc = s == SQLITE_DONE ? 0 : sq_fail(db, err, "cannot cancel running descendants");
+    sqlite3_reset(st);
+    if (rc < 0)
+        return rc;
+
+    json_t *e =
+        json_pack("{s:s, s:s}", "code", "cancelled", "message", "cancelled with its parent");
+    char *etext = jsonx_dump(e);
+    json_decref(e);
+    if ((rc = prep_w(be, SQL_CANCEL_WAITING, &st, err)) == 0) {
+        sq_bind_str(st, 1, op->u.cancel.run_id);
+        sqlite3_bind_int64(st, 2, op->u.cancel.now);
+        sq_bind_str(st, 3, etext);
+        rc = step_done(db, st, err, "cannot cancel waiting descendants");
+    }
+    free(etext);
+    return rc;
+}
+
+/* ---- the write side: idempotency and retention ----------------------------------------------- */
+
+static const char SQL_IDEM_INSERT[] =
+    "INSERT INTO idempotency(scope, key, run_id, created_at) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT(scope, key) DO NOTHING";
+static const char SQL_IDEM_GET[] = "SELECT run_id FROM idempotency WHERE scope=?1 AND key=?2";
+
+static int op_idempotency(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    sqlite3_stmt *st;
+    int rc;
+    op->u.idem.existing[0] = '\0';
+    if ((rc = prep_w(be, SQL_IDEM_INSERT, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.idem.scope);
+    sq_bind_str(st, 2, op->u.idem.key);
+    sq_bind_str(st, 3, op->u.idem.run_id);
+    sqlite3_bind_int64(st, 4, clock_now_ms());
+    if ((rc = step_done(db, st, err, "cannot record an idempotency key")) < 0)
+        return rc;
+    if (sqlite3_changes(db) > 0)
+        return 0;
+    if ((rc = prep_w(be, SQL_IDEM_GET, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.idem.scope);
+    sq_bind_str(st, 2, op->u.idem.key);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        col_id(st, 0, op->u.idem.existing);
+    else
+        rc = sq_fail(db, err, "cannot read an idempotency key");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Finished before ?1, oldest first, ?2 runs at a time (through the partial index
+ * runs_finished), so a large purge does not hold the writer for long. */
+#define PURGE_CHUNK                                                                                \
+    "SELECT id FROM runs WHERE finished_at>0 AND finished_at<?1 ORDER BY finished_at LIMIT ?2"
+
+static const char SQL_PURGE_STEPS[] = "DELETE FROM steps WHERE run_id IN (" PURGE_CHUNK ")";
+static const char SQL_PURGE_RUNS[] = "DELETE FROM runs WHERE id IN (" PURGE_CHUNK ")";
+static const char SQL_PURGE_KEYS[] =
+    "DELETE FROM idempotency WHERE created_at<?1"
+    " AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id=idempotency.run_id)";
+
+static int op_purge(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    static const char *const sqls[] = {SQL_PURGE_STEPS, SQL_PURGE_RUNS, SQL_PURGE_KEYS};
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *st;
+        int rc;
+        if (sqls[i] == SQL_PURGE_KEYS && op->u.purge.deleted >= op->u.purge.chunk)
+            break; /* keys go with the last chunk */
+        if ((rc = prep_w(be, sqls[i], &st, err)) < 0)
+            return rc;
+        sqlite3_bind_int64(st, 1, op->u.purge.before);
+        if (sqls[i] != SQL_PURGE_KEYS)
+            sqlite3_bind_int(st, 2, op->u.purge.chunk);
+        if ((rc = step_done(db, st, err, "cannot purge old runs")) < 0)
+            return rc;
+        if (sqls[i] == SQL_PURGE_RUNS)
+            op->u.purge.deleted = sqlite3_changes(db);
+    }
+    return 0;
+}
+
+static int w_exec(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    switch (op->kind) {
+    case STORE_OP_PUBLISH:
+        return op_publish(be, op, err);
+    case STORE_OP_ARCHIVE:
+        return op_archive(be, op, err);
+    case STORE_OP_CLAIM:
+        return op_claim(be, op, err);
+    case STORE_OP_CLAIM_ID:
+        return op_claim_id(be, op, err);
+    case STORE_OP_RUN_CANCEL:
+        return op_run_cancel(be, op, err);
+    case STORE_OP_RENEW:
+        return op_renew(be, op, err);
+    case STORE_OP_RECOVER:
+        return op_recover(be, op, err);
+    case STORE_OP_CANCEL:
+        return op_cancel(be, op, err);
+    case STORE_OP_IDEMPOTENCY:
+        return op_idempotency(be, op, err);
+    case STORE_OP_PURGE:
+        return op_purge(be, op, err);
+    }
+    return err_set(err, BR_EINTERNAL, "unknown store operation %d", (int)op->kind);
+}
+
+/* ---- the engine lock ------------------------------------------------------------------------- */
+
+/* Open (creating) PATH SUFFIX for locking. */
+static int open_lock_file(const char *path, const char *suffix, int *fd, err_t *err)
+{
+    char *name = xasprintf("%s%s", path, suffix);
+    *fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (*fd < 0)
+        rc = err_set(err, BR_ESTORE, "cannot open the lock file %s: %s", name, strerror(errno));
+    free(name);
+    return rc;
+}
+
+/* Every engine process holds a shared flock on PATH-engine while its store is open; the kernel
+ * drops it when the process dies, so "nobody else holds it" means "no other engine is alive".
+ * A process checks by trying for the exclusive lock and then keeps the shared one. flock may
+ * convert exclusive to shared non-atomically, so checks are serialised by a second lock file
+ * (the gate): nobody can slip in between. flock, unlike fcntl locks, belongs to the open file,
+ * so two stores in one process also see each other. */
+static int engine_lock(store_backend_t *be, bool *alone, err_t *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&be->lock_mu);
+    if (be->gate_fd < 0 && (rc = open_lock_file(be->path, "-engine-gate", &be->gate_fd, err)) < 0)
+        goto out;
+    if (be->engine_fd < 0 && (rc = open_lock_file(be->path, "-engine", &be->engine_fd, err)) < 0)
+        goto out;
+    if (flock(be->gate_fd, LOCK_EX) != 0) {
+        rc = err_set(err, BR_ESTORE, "cannot lock %s-engine-gate: %s", be->path, strerror(errno));
+        goto out;
+    }
+    *alone = flock(be->engine_fd, LOCK_EX | LOCK_NB) == 0;
+    if (flock(be->engine_fd, LOCK_SH) != 0)
+        rc = err_set(err, BR_ESTORE, "cannot lock %s-engine: %s", be->path, strerror(errno));
+    flock(be->gate_fd, LOCK_UN);
+out:
+    pthread_mutex_unlock(&be->lock_mu);
+    return rc;
+}
+
+/* ---- open and close -------------------------------------------------------------------------- */
+
+static void backend_close(store_backend_t *be)
+{
+    if (!be)
+        return;
+    while (be->idle) {
+        sq_conn_t *c = be->idle;
+        be->idle = c->next;
+        conn_close(c);
+    }
+    conn_close(be->w);
+    if (be->engine_fd >= 0)
+        close(be->engine_fd); /* drops the engine's shared lock */
+    if (be->gate_fd >= 0)
+        close(be->gate_fd);
+    pthread_mutex_destroy(&be->lock_mu);
+    buf_deinit(&be->json);
+    pthread_mutex_destroy(&be->pool_mu);
+    pthread_cond_destroy(&be->pool_cv);
+    free(be->path);
+    free(be);
+}
+
+static const store_backend_ops_t sqlite_ops = {
+    .name = "sqlite",
+    .begin = w_begin,
+    .commit = w_commit,
+    .rollback = w_rollback,
+    .savepoint = w_savepoint,
+    .release = w_release,
+    .in_transaction = w_in_transaction,
+    .run_put = w_run_put,
+    .step_put = w_step_put,
+    .exec = w_exec,
+    .integration_get = sq_integration_get,
+    .integration_list = sq_integration_list,
+    .integration_versions = sq_integration_versions,
+    .trigger_targets = sq_trigger_targets,
+    .catalog_epoch = sq_catalog_epoch,
+    .run_get = sq_run_get,
+    .run_steps = sq_run_steps,
+    .step_children = sq_step_children,
+    .runs_list = sq_runs_list,
+    .run_children = sq_run_children,
+    .root_count = sq_root_count,
+    .queue_next_due = sq_queue_next_due,
+    .queue_counts = sq_queue_counts,
+    .cancel_requested = sq_cancel_requested,
+    .engine_lock = engine_lock,
+    .close = backend_close,
+};
+
+/* Open (creating when missing) the SQLite database file PATH, bring its schema up to date and
+ * return the backend (owned; close through OPS->close) and its vtable. BUSY_TIMEOUT_MS is how
+ * long a statement waits for another process's lock. 0 or BR_ESTORE: a file that is not a
+ * database, a directory we cannot write, a schema newer than this build. Any one thread. */
+int sqlite_backend_open(const char *path, int busy_timeout_ms, store_backend_t **out,
+                        const store_backend_ops_t **ops, err_t *err)
+{
+    if (!sqlite3_threadsafe())
+        return err_set(err, BR_ESTORE, "this SQLite library was built without thread support");
+    store_backend_t *be = XNEW(store_backend_t);
+    be->path = xstrdup(path);
+    be->busy_ms = busy_timeout_ms;
+    pthread_mutex_init(&be->pool_mu, NULL);
+    pthread_cond_init(&be->pool_cv, NULL);
+    pthread_mutex_init(&be->lock_mu, NULL);
+    be->engine_fd = be->gate_fd = -1;
+    int rc = conn_open(be, false, &be->w, err);
+    if (rc == 0)
+        rc = migrate(be, err);
+    if (rc < 0) {
+        backend_close(be);
+        return rc;
+    }
+    *out = be;
+    *ops = &sqlite_ops;
+    return 0;
+}

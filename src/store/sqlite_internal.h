@@ -1,0 +1,95 @@
+/* sqlite_internal.h - what sqlite.c (connections, schema, the write side) and sqlite_read.c
+ * (the read side) share. Only src/store/ includes this header, and with it sqlite3.h.
+ *
+ * One writing connection belongs to the writer thread; read-only connections come from a
+ * small pool, each used by one thread at a time. Every connection caches its prepared
+ * statements, keyed by the address of the SQL text (a static array per statement).
+ */
+#ifndef BRAID_STORE_SQLITE_INTERNAL_H
+#define BRAID_STORE_SQLITE_INTERNAL_H
+
+#include "store/store_internal.h"
+
+#include "core/buf.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#define SQ_CACHE 64   /* prepared statements per connection (open addressing) */
+#define SQ_READERS 16 /* most read connections open at once */
+
+typedef struct sq_conn {
+    sqlite3 *db;
+    struct {
+        const char *sql; /* key: the static SQL text; NULL = free slot */
+        sqlite3_stmt *st;
+    } cache[SQ_CACHE];
+    struct sq_conn *next; /* in the pool's free list */
+} sq_conn_t;
+
+struct store_backend {
+    char *path;
+    int busy_ms;
+    sq_conn_t *w; /* the writer thread's connection */
+    buf_t json;   /* the writer thread's scratch for JSON text */
+
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    sq_conn_t *idle; /* read connections not in use */
+    int readers;     /* read connections open */
+
+    pthread_mutex_t lock_mu; /* guards the two descriptors below */
+    int engine_fd;           /* PATH-engine, shared-locked while an engine uses the store */
+    int gate_fd;             /* PATH-engine-gate, held only while announcing */
+};
+
+/* The columns sq_row_run reads, in order. */
+#define SQ_RUN_COLS                                                                                \
+    "id, integration, version, status, trigger_type, trigger_info, parent_id, root_id, depth, "    \
+    "task, parent_step, sync_child, detached, retry_on_interrupt, input, output, error, "          \
+    "created_at, scheduled_at, started_at, finished_at, deadline_at, attempt, idempotency_key"
+
+/* Fill ERR with BR_ESTORE, WHAT and SQLite's message for DB; returns BR_ESTORE. */
+int sq_fail(sqlite3 *db, err_t *err, const char *what);
+/* The cached statement for SQL (a static array) on C, prepared on first use; reset it after
+ * use. 0 or BR_ESTORE. */
+int sq_prepare(sq_conn_t *c, const char *sql, sqlite3_stmt **out, err_t *err);
+/* Borrow a read connection (waits while all SQ_READERS are busy) and give it back. */
+int sq_reader_get(store_backend_t *be, sq_conn_t **out, err_t *err);
+void sq_reader_put(store_backend_t *be, sq_conn_t *c);
+
+/* The lowest UUIDv7 text a run created at MS can carry: ids begin with their creation time,
+ * so a time bound becomes a primary-key range. */
+void sq_id_floor(int64_t ms, char out[UUID_STR_LEN]);
+/* Bind S (NULL binds NULL) as static text: S must outlive the statement's step. */
+int sq_bind_str(sqlite3_stmt *st, int i, const char *s);
+/* Column I as an owned string, or NULL when SQL NULL. */
+char *sq_col_str(sqlite3_stmt *st, int i);
+/* Column I parsed as JSON into *OUT (owned; NULL when SQL NULL). 0 or BR_ESTORE. */
+int sq_col_json(sqlite3_stmt *st, int i, json_t **out, err_t *err);
+/* The run in the current row, columns SQ_RUN_COLS from column 0. 0 or BR_ESTORE. */
+int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err);
+/* Step ST through its rows into an owned array of runs (*OUT, *N). Resets ST. */
+int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, run_rec_t ***out, int *n, err_t *err);
+
+/* The read side (sqlite_read.c), for the vtable. */
+int sq_integration_get(store_backend_t *be, const char *name, int version,
+                       integration_version_t **out, err_t *err);
+int sq_integration_list(store_backend_t *be, bool include_archived, json_t **out, err_t *err);
+int sq_integration_versions(store_backend_t *be, const char *name, json_t **out, err_t *err);
+int sq_trigger_targets(store_backend_t *be, const char *trigger_id, json_t **out, err_t *err);
+int sq_catalog_epoch(store_backend_t *be, int64_t *epoch, err_t *err);
+int sq_run_get(store_backend_t *be, const char *id, run_rec_t **out, err_t *err);
+int sq_run_steps(store_backend_t *be, const char *run_id, step_rec_t ***out, int *n, err_t *err);
+int sq_step_children(store_backend_t *be, const char *parent_id, int seq, int limit, json_t **out,
+                     err_t *err);
+int sq_runs_list(store_backend_t *be, const run_filter_t *f, run_rec_t ***out, int *n,
+                 char **next_cursor, err_t *err);
+int sq_run_children(store_backend_t *be, const char *parent_id, run_rec_t ***out, int *n,
+                    err_t *err);
+int sq_root_count(store_backend_t *be, const char *root_id, int64_t *count, err_t *err);
+int sq_queue_next_due(store_backend_t *be, int64_t *when, err_t *err);
+int sq_queue_counts(store_backend_t *be, json_t **out, err_t *err);
+int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, err_t *err);
+
+#endif

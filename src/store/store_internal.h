@@ -1,0 +1,171 @@
+/* store_internal.h - what the parts of src/store/ share and nobody else sees: the backend
+ * vtable, the synchronous write operations, the group-commit writer and record helpers.
+ *
+ * A backend (sqlite.c today, postgres.c later) implements store_backend_ops_t. Write-side
+ * entries are called by the writer thread only, so a backend keeps exactly one writing
+ * connection; read-side entries may be called from any thread at once.
+ */
+#ifndef BRAID_STORE_INTERNAL_H
+#define BRAID_STORE_INTERNAL_H
+
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct store_backend store_backend_t;
+
+/* ---- synchronous write operations (executed by the writer, awaited by the caller) ------------ */
+
+typedef enum {
+    STORE_OP_PUBLISH,
+    STORE_OP_ARCHIVE,
+    STORE_OP_CLAIM,
+    STORE_OP_CLAIM_ID,
+    STORE_OP_RUN_CANCEL,
+    STORE_OP_RENEW,
+    STORE_OP_RECOVER,
+    STORE_OP_CANCEL,
+    STORE_OP_IDEMPOTENCY,
+    STORE_OP_PURGE,
+} store_op_kind_t;
+
+/* One operation: inputs are borrowed from the waiting caller (valid until it is answered),
+ * outputs are filled by the backend and handed to the caller when the batch has committed. */
+typedef struct store_op {
+    store_op_kind_t kind;
+    union {
+        struct {
+            const char *name, *doc;
+            const json_t *triggers;
+            int version;  /* out */
+            bool created; /* out */
+        } publish;
+        struct {
+            const char *name;
+        } archive;
+        struct {
+            const char *owner;
+            int64_t now, lease_until;
+            int max;
+            const json_t *exclude;
+            run_rec_t **out; /* out, owned array of owned records */
+            int n;           /* out */
+        } claim;
+        struct {
+            const char *id, *owner;
+            int64_t now, lease_until;
+            run_rec_t *out; /* out, owned; NULL when not claimable */
+        } claim_id;
+        struct {
+            const char *id;
+            int64_t now;
+            run_status_t status; /* out */
+        } run_cancel;
+        struct {
+            const char *owner;
+            int64_t lease_until;
+        } renew;
+        struct {
+            int64_t now;
+            bool all;
+            const char *not_owner;
+            int requeued, failed; /* out */
+        } recover;
+        struct {
+            const char *run_id;
+            int64_t now;
+            json_t *running; /* out, owned array of ids */
+        } cancel;
+        struct {
+            const char *scope, *key, *run_id;
+            char existing[UUID_STR_LEN]; /* out */
+        } idem;
+        struct {
+            int64_t before;
+            int chunk;       /* most runs deleted by one op */
+            int64_t deleted; /* out */
+        } purge;
+    } u;
+} store_op_t;
+
+/* Free OP's outputs and reset them, so it can run again (a retried batch) or be dropped. */
+void store_op_clear_results(store_op_t *op);
+
+/* ---- the backend vtable ---------------------------------------------------------------------- */
+
+typedef struct store_backend_ops {
+    const char *name; /* "sqlite" */
+
+    /* Writer thread only. A batch is begin, puts and ops in order, commit (or rollback). Each
+     * op runs inside a savepoint so that its failure undoes only itself. */
+    int (*begin)(store_backend_t *be, err_t *err);
+    int (*commit)(store_backend_t *be, err_t *err);
+    void (*rollback)(store_backend_t *be);
+    int (*savepoint)(store_backend_t *be, err_t *err);
+    int (*release)(store_backend_t *be, bool keep, err_t *err); /* keep=false rolls back */
+    bool (*in_transaction)(store_backend_t *be);
+    int (*run_put)(store_backend_t *be, const run_rec_t *r, err_t *err);
+    int (*step_put)(store_backend_t *be, const step_rec_t *s, err_t *err);
+    int (*exec)(store_backend_t *be, store_op_t *op, err_t *err);
+
+    /* Any thread: the read side of store.h, with the same contracts. */
+    int (*integration_get)(store_backend_t *be, const char *name, int version,
+                           integration_version_t **out, err_t *err);
+    int (*integration_list)(store_backend_t *be, bool include_archived, json_t **out, err_t *err);
+    int (*integration_versions)(store_backend_t *be, const char *name, json_t **out, err_t *err);
+    int (*trigger_targets)(store_backend_t *be, const char *trigger_id, json_t **out, err_t *err);
+    int (*catalog_epoch)(store_backend_t *be, int64_t *epoch, err_t *err);
+    int (*run_get)(store_backend_t *be, const char *id, run_rec_t **out, err_t *err);
+    int (*run_steps)(store_backend_t *be, const char *run_id, step_rec_t ***out, int *n,
+                     err_t *err);
+    int (*step_children)(store_backend_t *be, const char *parent_id, int seq, int limit,
+                         json_t **out, err_t *err);
+    int (*runs_list)(store_backend_t *be, const run_filter_t *f, run_rec_t ***out, int *n,
+                     char **next_cursor, err_t *err);
+    int (*run_children)(store_backend_t *be, const char *parent_id, run_rec_t ***out, int *n,
+                        err_t *err);
+    int (*root_count)(store_backend_t *be, const char *root_id, int64_t *count, err_t *err);
+    int (*queue_next_due)(store_backend_t *be, int64_t *when, err_t *err);
+    int (*queue_counts)(store_backend_t *be, json_t **out, err_t *err);
+    int (*cancel_requested)(store_backend_t *be, const char *owner, json_t **out, err_t *err);
+    /* Not a database write: announces this process (see store_engine_lock). */
+    int (*engine_lock)(store_backend_t *be, bool *alone, err_t *err);
+
+    /* After the writer has stopped. */
+    void (*close)(store_backend_t *be);
+} store_backend_ops_t;
+
+/* The SQLite backend: open (and create or migrate) the database file PATH. */
+int sqlite_backend_open(const char *path, int busy_timeout_ms, store_backend_t **out,
+                        const store_backend_ops_t **ops, err_t *err);
+
+/* ---- the group-commit writer (writer.c) ------------------------------------------------------ */
+
+typedef struct writer writer_t;
+
+/* Start the writer thread over BE (borrowed; it must outlive the writer). GROUP_COMMIT_MS is
+ * the longest the first write of a batch waits for company (0 = commit at once). */
+int writer_start(store_backend_t *be, const store_backend_ops_t *ops, int64_t group_commit_ms,
+                 writer_t **out, err_t *err);
+/* Commit everything pending, stop the thread and free W. NULL-safe. */
+void writer_stop(writer_t *w);
+/* Enqueue a copy of R / S; returns the write's ticket. Any thread. */
+uint64_t writer_put_run(writer_t *w, const run_rec_t *r);
+uint64_t writer_put_step(writer_t *w, const step_rec_t *s);
+/* Run OP in the writer (after every write enqueued before it) and wait until its batch is
+ * committed. Returns the op's result, or the commit's error. Any thread. */
+int writer_exec(writer_t *w, store_op_t *op, err_t *err);
+int writer_wait(writer_t *w, uint64_t ticket, err_t *err);
+int writer_flush(writer_t *w, err_t *err);
+uint64_t writer_commit_count(const writer_t *w);
+
+/* ---- record helpers (records.c) -------------------------------------------------------------- */
+
+/* A copy of S: strings duplicated, JSON values referenced. Returned owned. */
+step_rec_t *step_rec_copy(const step_rec_t *s);
+
+/* The error objects the store writes itself. Returned owned. */
+json_t *store_error_json(const char *code, const char *message, bool retryable);
+
+#endif

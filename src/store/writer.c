@@ -1,0 +1,544 @@
+/* writer.c - the group-commit writer: one thread owns the backend's writing connection and
+ * commits many queued writes per transaction.
+ *
+ * Callers enqueue run and step puts (copies) and synchronous operations; each gets a ticket,
+ * handed out in enqueue order. The thread takes everything pending at once, applies it in
+ * order in one transaction and marks every ticket up to the batch's last as settled, so
+ * "ticket T is durable" is simply "settled >= T and T's batch did not fail". Backend-neutral:
+ * it sees the backend only through store_backend_ops_t.
+ */
+#include "store/store_internal.h"
+
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A batch that reaches this many items commits without waiting out the window. */
+#define BATCH_GO 1024
+/* Producers wait (back-pressure) while this many items are pending. */
+#define PENDING_MAX (16 * 1024)
+/* Failed batches remembered, so a waiter on an old ticket still learns of its failure. */
+#define FAIL_RING 16
+
+enum { ITEM_RUN, ITEM_STEP, ITEM_OP };
+
+typedef struct request {
+    store_op_t *op;
+    int rc;    /* the op's result, or its batch's failure */
+    err_t err; /* detail for rc */
+} request_t;
+
+typedef struct item {
+    int kind;
+    union {
+        run_rec_t *run;
+        step_rec_t *step;
+        request_t *req; /* on the waiting caller's stack */
+    } u;
+} item_t;
+
+typedef struct itemvec {
+    item_t *v;
+    size_t n, cap;
+} itemvec_t;
+
+typedef struct failure {
+    uint64_t lo, hi; /* tickets of the failed batch */
+    int code;
+    char msg[sizeof(((err_t *)0)->msg)];
+} failure_t;
+
+struct writer {
+    store_backend_t *be;
+    const store_backend_ops_t *ops;
+    int64_t window_us; /* group-commit window; 0 = none */
+    pthread_t thread;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* the thread waits here for work */
+    pthread_cond_t done_cv;  /* callers wait here for their ticket */
+    pthread_cond_t space_cv; /* producers wait here while the queue is full */
+
+    /* Guarded by mu. */
+    itemvec_t pending;
+    uint32_t *slots; /* run id -> index + 1 in pending, for coalescing; 0 = empty slot */
+    size_t slot_cap; /* a power of two, or 0 */
+    size_t slot_used;
+    int64_t first_us; /* monotonic time the oldest pending item arrived */
+    uint64_t issued;  /* last ticket handed out */
+    uint64_t settled; /* every ticket <= settled is committed or failed */
+    uint64_t urgent;  /* tickets <= urgent skip the window (flushes and ops) */
+    bool idle;        /* the thread sleeps with nothing pending */
+    bool windowing;   /* the thread waits out the window */
+    bool stopping;
+    int space_waiters;
+    failure_t fails[FAIL_RING];
+    unsigned nfails;
+
+    /* The writer thread's own. */
+    itemvec_t active;
+
+    atomic_uint_fast64_t commits;
+};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void vec_push(itemvec_t *v, item_t it)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 256;
+        v->v = xrealloc(v->v, v->cap * sizeof *v->v);
+    }
+    v->v[v->n++] = it;
+}
+
+/* ---- coalescing: the latest pending put of each run id --------------------------------------- */
+
+static uint32_t id_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void map_clear(writer_t *w)
+{
+    if (w->slot_used) {
+        memset(w->slots, 0, w->slot_cap * sizeof *w->slots);
+        w->slot_used = 0;
+    }
+}
+
+static void map_grow(writer_t *w)
+{
+    size_t old_cap = w->slot_cap;
+    uint32_t *old = w->slots;
+    w->slot_cap = old_cap ? old_cap * 2 : 1024;
+    w->slots = xcalloc(w->slot_cap, sizeof *w->slots);
+    size_t mask = w->slot_cap - 1;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i])
+            continue;
+        size_t h = id_hash(w->pending.v[old[i] - 1].u.run->id) & mask;
+        while (w->slots[h])
+            h = (h + 1) & mask;
+        w->slots[h] = old[i];
+    }
+    free(old);
+}
+
+/* Put R into pending, replacing an earlier pending put of the same run (since the last op)
+ * in place; returns the record it replaced, for the caller to free outside the lock. */
+static run_rec_t *pending_put_run(writer_t *w, run_rec_t *r)
+{
+    if ((w->slot_used + 1) * 2 > w->slot_cap)
+        map_grow(w);
+    size_t mask = w->slot_cap - 1;
+    size_t h = id_hash(r->id) & mask;
+    while (w->slots[h]) {
+        item_t *it = &w->pending.v[w->slots[h] - 1];
+        if (strcmp(it->u.run->id, r->id) == 0) {
+            run_rec_t *old = it->u.run;
+            it->u.run = r;
+            return old;
+        }
+        h = (h + 1) & mask;
+    }
+    vec_push(&w->pending, (item_t){.kind = ITEM_RUN, .u.run = r});
+    w->slots[h] = (uint32_t)w->pending.n;
+    w->slot_used++;
+    return NULL;
+}
+
+/* ---- enqueueing (any thread, under mu) ------------------------------------------------------- */
+
+static void wait_for_space(writer_t *w)
+{
+    while (w->pending.n >= PENDING_MAX && !w->stopping) {
+        w->space_waiters++;
+        pthread_cond_wait(&w->space_cv, &w->mu);
+        w->space_waiters--;
+    }
+}
+
+/* Called after an item was added: note the window's start and wake the thread if this item
+ * is what it waits for. */
+static void after_enqueue(writer_t *w, bool urgent)
+{
+    if (w->pending.n == 1)
+        w->first_us = mono_us();
+    if (urgent)
+        w->urgent = w->issued;
+    if (w->idle) {
+        w->idle = false;
+        pthread_cond_signal(&w->work_cv);
+    } else if (w->windowing && (urgent || w->pending.n >= BATCH_GO)) {
+        w->windowing = false;
+        pthread_cond_signal(&w->work_cv);
+    }
+}
+
+/* Enqueue a copy of R for the next batch; a later put of the same run in the same batch
+ * replaces it (coalescing). Returns the put's ticket without waiting. Any thread. */
+uint64_t writer_put_run(writer_t *w, const run_rec_t *r)
+{
+    run_rec_t *copy = run_rec_copy(r);
+    pthread_mutex_lock(&w->mu);
+    wait_for_space(w);
+    uint64_t ticket = ++w->issued;
+    run_rec_t *old = pending_put_run(w, copy);
+    after_enqueue(w, false);
+    pthread_mutex_unlock(&w->mu);
+    run_rec_free(old);
+    return ticket;
+}
+
+/* Enqueue a copy of S for the next batch. Returns the put's ticket. Any thread. */
+uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
+{
+    step_rec_t *copy = step_rec_copy(s);
+    pthread_mutex_lock(&w->mu);
+    wait_for_space(w);
+    uint64_t ticket = ++w->issued;
+    vec_push(&w->pending, (item_t){.kind = ITEM_STEP, .u.step = copy});
+    after_enqueue(w, false);
+    pthread_mutex_unlock(&w->mu);
+    return ticket;
+}
+
+/* Result for a settled TICKET: 0, or the failure of the batch that held it. Under mu. */
+static int ticket_result(writer_t *w, uint64_t ticket, err_t *err)
+{
+    unsigned n = w->nfails < FAIL_RING ? w->nfails : FAIL_RING;
+    for (unsigned i = 0; i < n; i++) {
+        const failure_t *f = &w->fails[i];
+        if (ticket >= f->lo && ticket <= f->hi)
+            return err_set(err, f->code, "%s", f->msg);
+    }
+    return 0;
+}
+
+/* Run OP in the writer thread after every write enqueued before it, and wait until the batch
+ * holding it has committed. Returns the op's own result or, when the batch failed, the
+ * batch's error (the op's outputs are then cleared). OP is borrowed. Any thread but the
+ * writer's. */
+int writer_exec(writer_t *w, store_op_t *op, err_t *err)
+{
+    request_t req = {.op = op};
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return err_set(err, BR_ESTORE, "the store is closing");
+    }
+    uint64_t ticket = ++w->issued;
+    vec_push(&w->pending, (item_t){.kind = ITEM_OP, .u.req = &req});
+    map_clear(w); /* puts after an op must not be folded into puts before it */
+    after_enqueue(w, true);
+    while (w->settled < ticket)
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    if (req.rc < 0) {
+        if (err)
+            err_move(err, &req.err);
+        else
+            err_clear(&req.err);
+    }
+    return req.rc;
+}
+
+/* Block until every write up to TICKET is committed: 0, or the error of the batch that held
+ * TICKET. Ticket 0 returns at once. Any thread but the writer's. */
+int writer_wait(writer_t *w, uint64_t ticket, err_t *err)
+{
+    if (ticket == 0)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    if (ticket > w->issued)
+        ticket = w->issued;
+    while (w->settled < ticket)
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    int rc = ticket_result(w, ticket, err);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Commit everything enqueued so far without waiting out the window, and wait for it. Returns
+ * 0 or the error of a failed batch among them (the latest one). Any thread. */
+int writer_flush(writer_t *w, err_t *err)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t ticket = w->issued;
+    uint64_t from = w->settled + 1;
+    if (ticket > w->urgent)
+        w->urgent = ticket;
+    if (w->windowing) {
+        w->windowing = false;
+        pthread_cond_signal(&w->work_cv);
+    }
+    while (w->settled < ticket)
+        pthread_cond_wait(&w->done_cv, &w->mu);
+    int rc = 0;
+    unsigned n = w->nfails < FAIL_RING ? w->nfails : FAIL_RING;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        const failure_t *f = &w->fails[(w->nfails - 1 - i) % FAIL_RING];
+        if (f->hi >= from && f->lo <= ticket)
+            rc = err_set(err, f->code, "%s", f->msg);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Transactions committed so far. Any thread. */
+uint64_t writer_commit_count(const writer_t *w)
+{
+    return atomic_load_explicit((atomic_uint_fast64_t *)&w->commits, memory_order_relaxed);
+}
+
+/* ---- the writer thread ----------------------------------------------------------------------- */
+
+/* Free OP's outputs (a claim's records, a cancel's ids) and zero its result fields. */
+void store_op_clear_results(store_op_t *op)
+{
+    switch (op->kind) {
+    case STORE_OP_PUBLISH:
+        op->u.publish.version = 0;
+        op->u.publish.created = false;
+        break;
+    case STORE_OP_CLAIM:
+        run_recs_free(op->u.claim.out, op->u.claim.n);
+        op->u.claim.out = NULL;
+        op->u.claim.n = 0;
+        break;
+    case STORE_OP_CLAIM_ID:
+        run_rec_free(op->u.claim_id.out);
+        op->u.claim_id.out = NULL;
+        break;
+    case STORE_OP_RUN_CANCEL:
+        op->u.run_cancel.status = RUN_SCHEDULED;
+        break;
+    case STORE_OP_RECOVER:
+        op->u.recover.requeued = op->u.recover.failed = 0;
+        break;
+    case STORE_OP_CANCEL:
+        json_decref(op->u.cancel.running);
+        op->u.cancel.running = NULL;
+        break;
+    case STORE_OP_IDEMPOTENCY:
+        op->u.idem.existing[0] = '\0';
+        break;
+    case STORE_OP_PURGE:
+        op->u.purge.deleted = 0;
+        break;
+    case STORE_OP_ARCHIVE:
+    case STORE_OP_RENEW:
+        break;
+    }
+}
+
+/* Run one op inside a savepoint: its own failure is its caller's answer and undoes only the
+ * op; a failure that ends the whole transaction fails the batch. */
+static int apply_op(writer_t *w, request_t *req, err_t *err)
+{
+    store_op_clear_results(req->op);
+    err_clear(&req->err);
+    int rc = w->ops->savepoint(w->be, err);
+    if (rc < 0)
+        return rc;
+    req->rc = w->ops->exec(w->be, req->op, &req->err);
+    if (req->rc == 0)
+        return w->ops->release(w->be, true, err);
+    store_op_clear_results(req->op);
+    rc = w->ops->release(w->be, false, err);
+    if (rc < 0)
+        return rc;
+    if (!w->ops->in_transaction(w->be))
+        return err_set(err, req->rc, "%s", req->err.msg);
+    return 0;
+}
+
+static int apply_once(writer_t *w, err_t *err)
+{
+    const store_backend_ops_t *ops = w->ops;
+    int rc = ops->begin(w->be, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < w->active.n && rc == 0; i++) {
+        item_t *it = &w->active.v[i];
+        if (it->kind == ITEM_RUN)
+            rc = ops->run_put(w->be, it->u.run, err);
+        else if (it->kind == ITEM_STEP)
+            rc = ops->step_put(w->be, it->u.step, err);
+        else
+            rc = apply_op(w, it->u.req, err);
+    }
+    if (rc == 0)
+        rc = ops->commit(w->be, err);
+    if (rc < 0)
+        ops->rollback(w->be);
+    return rc;
+}
+
+/* Apply the active batch; a failed batch is tried once more (a busy database or a passing
+ * I/O error), since puts are idempotent and ops were rolled back. */
+static int apply_batch(writer_t *w, err_t *err)
+{
+    int rc = apply_once(w, err);
+    if (rc == 0)
+        return 0;
+    log_msg(LOG_WARN, "store: a batch of %zu writes failed (%s), trying it again", w->active.n,
+            err->msg);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    err_clear(err);
+    rc = apply_once(w, err);
+    if (rc < 0)
+        log_msg(LOG_ERROR, "store: a batch of %zu writes was lost: %s", w->active.n, err->msg);
+    return rc;
+}
+
+/* Hand the batch's results to its requests and free its records. Outside mu: a request's
+ * owner reads it only after seeing its ticket settled, which happens later under mu. */
+static void finish_batch(writer_t *w, int rc, const err_t *err)
+{
+    for (size_t i = 0; i < w->active.n; i++) {
+        item_t *it = &w->active.v[i];
+        if (it->kind == ITEM_RUN) {
+            run_rec_free(it->u.run);
+        } else if (it->kind == ITEM_STEP) {
+            step_rec_free(it->u.step);
+        } else if (rc < 0) {
+            request_t *req = it->u.req;
+            store_op_clear_results(req->op);
+            req->rc = err_set(&req->err, rc, "%s", err->msg);
+        }
+    }
+    w->active.n = 0;
+}
+
+/* Wait for work, then, unless the batch is urgent or large, for company until the oldest
+ * pending item is window_us old. Under mu; returns false when stopped with nothing left. */
+static bool wait_for_batch(writer_t *w)
+{
+    while (w->pending.n == 0 && !w->stopping) {
+        w->idle = true;
+        pthread_cond_wait(&w->work_cv, &w->mu);
+        w->idle = false;
+    }
+    if (w->pending.n == 0)
+        return false;
+    if (w->window_us <= 0)
+        return true;
+    int64_t deadline = w->first_us + w->window_us;
+    while (!w->stopping && w->pending.n < BATCH_GO && w->urgent <= w->settled) {
+        if (mono_us() >= deadline)
+            break;
+        struct timespec ts = {(time_t)(deadline / 1000000), (long)(deadline % 1000000) * 1000};
+        w->windowing = true;
+        pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+        w->windowing = false;
+    }
+    return true;
+}
+
+static void *writer_main(void *arg)
+{
+    writer_t *w = arg;
+    pthread_setname_np(pthread_self(), "braid-writer"); /* for top, perf and gdb */
+    pthread_mutex_lock(&w->mu);
+    while (wait_for_batch(w)) {
+        itemvec_t t = w->active;
+        w->active = w->pending;
+        w->pending = t;
+        map_clear(w);
+        uint64_t lo = w->settled + 1, hi = w->issued;
+        if (w->space_waiters)
+            pthread_cond_broadcast(&w->space_cv);
+        pthread_mutex_unlock(&w->mu);
+
+        err_t err = {0};
+        int rc = apply_batch(w, &err);
+        finish_batch(w, rc, &err);
+        if (rc == 0)
+            atomic_fetch_add_explicit(&w->commits, 1, memory_order_relaxed);
+
+        pthread_mutex_lock(&w->mu);
+        if (rc < 0) {
+            failure_t *f = &w->fails[w->nfails++ % FAIL_RING];
+            f->lo = lo;
+            f->hi = hi;
+            f->code = rc;
+            snprintf(f->msg, sizeof f->msg, "%s", err.msg);
+        }
+        w->settled = hi;
+        pthread_cond_broadcast(&w->done_cv);
+        err_clear(&err);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Start the writer thread over BE/OPS (borrowed; they must outlive the writer). Returned owned
+ * in *OUT (stop and free with writer_stop). 0, or BR_ESTORE when the thread cannot start. */
+int writer_start(store_backend_t *be, const store_backend_ops_t *ops, int64_t group_commit_ms,
+                 writer_t **out, err_t *err)
+{
+    writer_t *w = XNEW(writer_t);
+    w->be = be;
+    w->ops = ops;
+    w->window_us = group_commit_ms > 0 ? group_commit_ms * 1000 : 0;
+    atomic_init(&w->commits, 0);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->work_cv, &ca);
+    pthread_cond_init(&w->done_cv, NULL);
+    pthread_cond_init(&w->space_cv, NULL);
+    pthread_condattr_destroy(&ca);
+    int e = pthread_create(&w->thread, NULL, writer_main, w);
+    if (e != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->work_cv);
+        pthread_cond_destroy(&w->done_cv);
+        pthread_cond_destroy(&w->space_cv);
+        free(w);
+        return err_set(err, BR_ESTORE, "cannot start the store writer: %s", strerror(e));
+    }
+    *out = w;
+    return 0;
+}
+
+/* Commit everything pending, stop the thread and free W. No other call may be in progress or
+ * follow. NULL-safe. */
+void writer_stop(writer_t *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_signal(&w->work_cv);
+    pthread_cond_broadcast(&w->space_cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    free(w->pending.v);
+    free(w->active.v);
+    free(w->slots);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->work_cv);
+    pthread_cond_destroy(&w->done_cv);
+    pthread_cond_destroy(&w->space_cv);
+    free(w);
+}

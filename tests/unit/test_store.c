@@ -1,0 +1,1293 @@
+/* test_store.c - the store on SQLite: schema, integrations, run history, the queue, the
+ * group-commit writer under concurrency, and a rough throughput figure (printed, not asserted).
+ * Each test has its own temporary directory under /tmp, removed afterwards.
+ */
+#include "store/store.h"
+
+#include "core/clock.h"
+#include "core/uuid.h"
+#include "core/xalloc.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+typedef struct fx {
+    char dir[64];
+    store_t *st;
+} fx_t;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int open_store(fx_t *f, int64_t group_commit_ms)
+{
+    store_options_t o = {.group_commit_ms = group_commit_ms};
+    err_t err = {0};
+    int rc = store_open(f->dir, &o, &f->st, &err);
+    if (rc != 0)
+        fprintf(stderr, "store_open: %s\n", err.msg);
+    err_clear(&err);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = XNEW(fx_t);
+    snprintf(f->dir, sizeof f->dir, "/tmp/braid_store_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (open_store(f, 0) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->st);
+    rm_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A run of INTEGRATION with STATUS, a root unless PARENT is given; times at T. Owned. */
+static run_rec_t *mk_run(const char *integration, run_status_t status, const run_rec_t *parent,
+                         int64_t t)
+{
+    run_rec_t *r = run_rec_new();
+    uuid_v7(r->id);
+    r->integration = xstrdup(integration);
+    r->version = 1;
+    r->status = status;
+    r->trigger = xstrdup(parent ? "call" : "api");
+    if (parent) {
+        memcpy(r->parent_id, parent->id, UUID_STR_LEN);
+        memcpy(r->root_id, parent->root_id[0] ? parent->root_id : parent->id, UUID_STR_LEN);
+        r->depth = parent->depth + 1;
+        r->task = xstrdup("call");
+        r->parent_step = 0;
+    } else {
+        memcpy(r->root_id, r->id, UUID_STR_LEN);
+    }
+    r->input = json_pack("{s:{s:i}}", "payload", "n", 1);
+    r->created_at = t;
+    r->scheduled_at = t;
+    r->retry_on_interrupt = true;
+    return r;
+}
+
+static void put_and_flush(store_t *st, const run_rec_t *r)
+{
+    store_run_put(st, r);
+    assert_int_equal(store_flush(st, NULL), 0);
+}
+
+static run_rec_t *get_run(store_t *st, const char *id)
+{
+    run_rec_t *r = NULL;
+    err_t err = {0};
+    int rc = store_run_get(st, id, &r, &err);
+    if (rc != 0)
+        fprintf(stderr, "store_run_get: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    err_clear(&err);
+    return r;
+}
+
+static void assert_json_equal(const json_t *a, const json_t *b)
+{
+    if (!json_equal(a, b)) {
+        char *x = json_dumps(a, JSON_ENCODE_ANY), *y = json_dumps(b, JSON_ENCODE_ANY);
+        fprintf(stderr, "JSON differs:\n  %s\n  %s\n", x ? x : "NULL", y ? y : "NULL");
+        free(x);
+        free(y);
+        fail();
+    }
+}
+
+/* ---- opening --------------------------------------------------------------------------------- */
+
+static void test_store_open_reopen_keeps_data(void **state)
+{
+    fx_t *f = *state;
+    int version;
+    bool created;
+    assert_int_equal(
+        store_integration_publish(f->st, "a/b", "{\"x\":1}", NULL, &version, &created, NULL), 0);
+    run_rec_t *r = mk_run("a/b", RUN_SUCCEEDED, NULL, 1000);
+    put_and_flush(f->st, r);
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(open_store(f, 0), 0);
+
+    integration_version_t *v = NULL;
+    assert_int_equal(store_integration_get(f->st, "a/b", 0, &v, NULL), 0);
+    assert_int_equal(v->version, 1);
+    assert_string_equal(v->doc, "{\"x\":1}");
+    integration_version_free(v);
+    run_rec_t *got = get_run(f->st, r->id);
+    assert_string_equal(got->integration, "a/b");
+    run_rec_free(got);
+    run_rec_free(r);
+
+    /* sqlite:PATH and a database file path reach the same data. */
+    store_close(f->st);
+    f->st = NULL;
+    char url[128], file[128];
+    snprintf(url, sizeof url, "sqlite:%s", f->dir);
+    snprintf(file, sizeof file, "%s/braid.db", f->dir);
+    const char *urls[] = {url, file};
+    for (int i = 0; i < 2; i++) {
+        store_t *st = NULL;
+        assert_int_equal(store_open(urls[i], NULL, &st, NULL), 0);
+        assert_int_equal(store_integration_get(st, "a/b", 1, &v, NULL), 0);
+        integration_version_free(v);
+        store_close(st);
+    }
+    assert_int_equal(open_store(f, 0), 0);
+}
+
+static int read_user_version(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/braid.db", dir);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    unsigned char b[4];
+    /* The SQLite file header keeps user_version big-endian at offset 60. */
+    assert_int_equal(pread(fd, b, 4, 60), 4);
+    close(fd);
+    return b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+}
+
+static void test_store_schema_version(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->st); /* the last connection checkpoints the WAL into the file */
+    f->st = NULL;
+    assert_int_equal(read_user_version(f->dir), 1); /* the schema this build writes */
+
+    /* A database from a newer braid is refused, not damaged. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/braid.db", f->dir);
+    int fd = open(path, O_WRONLY);
+    unsigned char future[4] = {0, 0, 0, 99};
+    assert_int_equal(pwrite(fd, future, 4, 60), 4);
+    close(fd);
+    err_t err = {0};
+    store_t *st = NULL;
+    assert_int_equal(store_open(f->dir, NULL, &st, &err), BR_ESTORE);
+    assert_non_null(strstr(err.msg, "newer"));
+    err_clear(&err);
+    fd = open(path, O_WRONLY);
+    unsigned char one[4] = {0, 0, 0, 1};
+    assert_int_equal(pwrite(fd, one, 4, 60), 4);
+    close(fd);
+    assert_int_equal(open_store(f, 0), 0);
+}
+
+static void test_store_open_errors(void **state)
+{
+    fx_t *f = *state;
+    err_t err = {0};
+    store_t *st = NULL;
+
+    assert_int_equal(store_open("postgres://u@h/db", NULL, &st, &err), BR_ESTORE);
+    assert_string_equal(err.msg, "the PostgreSQL store is not available in this build");
+    err_clear(&err);
+
+    /* A file that is not a database. */
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "%s/corrupt", f->dir);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/braid.db", dir);
+    FILE *fp = fopen(path, "w");
+    for (int i = 0; i < 512; i++)
+        fputs("this is not a database ", fp);
+    fclose(fp);
+    assert_int_equal(store_open(dir, NULL, &st, &err), BR_ESTORE);
+    assert_true(strlen(err.msg) > 0);
+    err_clear(&err);
+
+    /* A directory that cannot be created (a file is in the way). */
+    snprintf(path, sizeof path, "%s/plainfile", f->dir);
+    fp = fopen(path, "w");
+    fclose(fp);
+    snprintf(dir, sizeof dir, "%s/plainfile/sub", f->dir);
+    assert_int_equal(store_open(dir, NULL, &st, &err), BR_ESTORE);
+    err_clear(&err);
+
+    /* A directory we may not write (unless we are root, who may). */
+    if (geteuid() != 0) {
+        snprintf(dir, sizeof dir, "%s/ro", f->dir);
+        mkdir(dir, 0500);
+        assert_int_equal(store_open(dir, NULL, &st, &err), BR_ESTORE);
+        err_clear(&err);
+        chmod(dir, 0700);
+    }
+    assert_int_equal(store_open("", NULL, &st, &err), BR_ESTORE);
+    err_clear(&err);
+}
+
+/* ---- integrations ---------------------------------------------------------------------------- */
+
+static int64_t epoch_of(store_t *st)
+{
+    int64_t e = -1;
+    assert_int_equal(store_catalog_epoch(st, &e, NULL), 0);
+    return e;
+}
+
+static void test_store_publish(void **state)
+{
+    fx_t *f = *state;
+    int version = 0;
+    bool created = false;
+    err_t err = {0};
+    json_t *tr = json_pack("[s, s]", "t1", "t2");
+    int64_t e0 = epoch_of(f->st);
+
+    assert_int_equal(store_integration_publish(f->st, "orders/intake", "{\"v\":1}", tr, &version,
+                                               &created, &err),
+                     0);
+    assert_int_equal(version, 1);
+    assert_true(created);
+    int64_t e1 = epoch_of(f->st);
+    assert_true(e1 != e0);
+
+    /* Identical: nothing stored. */
+    assert_int_equal(store_integration_publish(f->st, "orders/intake", "{\"v\":1}", tr, &version,
+                                               &created, NULL),
+                     0);
+    assert_int_equal(version, 1);
+    assert_false(created);
+    assert_int_equal(epoch_of(f->st), e1);
+
+    /* A new version replaces the triggers. */
+    json_t *tr2 = json_pack("[s]", "t3");
+    assert_int_equal(store_integration_publish(f->st, "orders/intake", "{\"v\":2}", tr2, &version,
+                                               &created, NULL),
+                     0);
+    assert_int_equal(version, 2);
+    assert_true(created);
+    int64_t e2 = epoch_of(f->st);
+    assert_true(e2 != e1);
+    assert_int_equal(store_integration_publish(f->st, "other", "{}", tr2, &version, &created, NULL),
+                     0);
+    assert_int_equal(version, 1);
+
+    json_t *targets = NULL;
+    assert_int_equal(store_trigger_targets(f->st, "t1", &targets, NULL), 0);
+    assert_int_equal(json_array_size(targets), 0);
+    json_decref(targets);
+    assert_int_equal(store_trigger_targets(f->st, "t3", &targets, NULL), 0);
+    json_t *want = json_pack("[s, s]", "orders/intake", "other");
+    assert_json_equal(targets, want);
+    json_decref(want);
+    json_decref(targets);
+
+    /* Get: latest, a given version, unknown name, unknown version. */
+    integration_version_t *v = NULL;
+    assert_int_equal(store_integration_get(f->st, "orders/intake", 0, &v, NULL), 0);
+    assert_int_equal(v->version, 2);
+    assert_string_equal(v->doc, "{\"v\":2}");
+    assert_string_equal(v->name, "orders/intake");
+    assert_false(v->archived);
+    assert_true(v->created_at > 0);
+    integration_version_free(v);
+    assert_int_equal(store_integration_get(f->st, "orders/intake", 1, &v, NULL), 0);
+    assert_string_equal(v->doc, "{\"v\":1}");
+    integration_version_free(v);
+    assert_int_equal(store_integration_get(f->st, "nope", 0, &v, &err), BR_ENOT_FOUND);
+    assert_int_equal(err.code, BR_ENOT_FOUND);
+    assert_int_equal(store_integration_get(f->st, "nope", 3, &v, NULL), BR_ENOT_FOUND);
+    assert_int_equal(store_integration_get(f->st, "orders/intake", 3, &v, &err),
+                     BR_EVERSION_NOT_FOUND);
+
+    /* Versions. */
+    json_t *vs = NULL;
+    assert_int_equal(store_integration_versions(f->st, "orders/intake", &vs, NULL), 0);
+    assert_int_equal(json_array_size(vs), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(vs, 0), "version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(vs, 1), "version")), 2);
+    assert_true(json_is_string(json_object_get(json_array_get(vs, 0), "created_at")));
+    json_decref(vs);
+    assert_int_equal(store_integration_versions(f->st, "nope", &vs, NULL), BR_ENOT_FOUND);
+
+    /* Archive: gone from triggers and the default list, epoch moves. */
+    assert_int_equal(store_integration_archive(f->st, "orders/intake", NULL), 0);
+    assert_true(epoch_of(f->st) != e2);
+    assert_int_equal(store_integration_archive(f->st, "nope", &err), BR_ENOT_FOUND);
+    assert_int_equal(store_trigger_targets(f->st, "t3", &targets, NULL), 0);
+    want = json_pack("[s]", "other");
+    assert_json_equal(targets, want);
+    json_decref(want);
+    json_decref(targets);
+    json_t *list = NULL;
+    assert_int_equal(store_integration_list(f->st, false, &list, NULL), 0);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "name")),
+                        "other");
+    json_decref(list);
+    assert_int_equal(store_integration_list(f->st, true, &list, NULL), 0);
+    assert_int_equal(json_array_size(list), 2);
+    json_t *first = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "name")), "orders/intake");
+    assert_int_equal(json_integer_value(json_object_get(first, "latest_version")), 2);
+    assert_true(json_is_true(json_object_get(first, "archived")));
+    want = json_pack("[s]", "t3");
+    assert_json_equal(json_object_get(first, "triggers"), want);
+    json_decref(want);
+    assert_true(json_is_string(json_object_get(first, "updated_at")));
+    json_decref(list);
+    assert_int_equal(store_integration_get(f->st, "orders/intake", 0, &v, NULL), 0);
+    assert_true(v->archived);
+    integration_version_free(v);
+
+    /* Publishing again un-archives, even the same document. */
+    int64_t e3 = epoch_of(f->st);
+    assert_int_equal(store_integration_publish(f->st, "orders/intake", "{\"v\":2}", tr2, &version,
+                                               &created, NULL),
+                     0);
+    assert_false(created);
+    assert_int_equal(version, 2);
+    assert_true(epoch_of(f->st) != e3);
+    assert_int_equal(store_integration_get(f->st, "orders/intake", 0, &v, NULL), 0);
+    assert_false(v->archived);
+    integration_version_free(v);
+    assert_int_equal(store_trigger_targets(f->st, "t3", &targets, NULL), 0);
+    assert_int_equal(json_array_size(targets), 2);
+    json_decref(targets);
+
+    /* Bad triggers are refused before anything is stored. */
+    json_t *bad = json_pack("[i]", 3);
+    assert_int_equal(store_integration_publish(f->st, "x", "{}", bad, &version, &created, NULL),
+                     BR_EINPUT_INVALID);
+    json_decref(bad);
+    json_decref(tr);
+    json_decref(tr2);
+    err_clear(&err);
+}
+
+/* ---- runs and steps -------------------------------------------------------------------------- */
+
+static void test_store_run_roundtrip(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *root = mk_run("orders/intake", RUN_SUCCEEDED, NULL, 1700000000123);
+    put_and_flush(f->st, root);
+    run_rec_t *got = get_run(f->st, root->id);
+    assert_string_equal(got->parent_id, "");
+    assert_string_equal(got->root_id, root->id);
+    assert_null(got->task);
+    assert_int_equal(got->parent_step, -1);
+    assert_null(got->trigger_info);
+    assert_null(got->output);
+    assert_null(got->idempotency_key);
+    run_rec_free(got);
+
+    run_rec_t *r = mk_run("pricing/line", RUN_FAILED, root, 1700000000200);
+    r->version = 7;
+    r->trigger_info = json_pack("{s:s}", "token", "ops");
+    r->depth = 3;
+    r->parent_step = 4;
+    r->sync_child = true;
+    r->detached = true;
+    r->retry_on_interrupt = false;
+    json_decref(r->input);
+    r->input = json_pack("{s:[i,f,s,n,b], s:s}", "payload", 1, 2.5, "x\"y", true, "path",
+                         "/integrations/execute/pricing/line");
+    r->output = json_pack("{s:s}", "total", "12.50");
+    r->error = json_pack("{s:s, s:s}", "code", "timeout", "message", "too slow");
+    r->scheduled_at = 1700000000300;
+    r->started_at = 1700000000400;
+    r->finished_at = 1700000000500;
+    r->deadline_at = 1700000009999;
+    r->attempt = 2;
+    r->idempotency_key = xstrdup("key-1");
+    put_and_flush(f->st, r);
+
+    got = get_run(f->st, r->id);
+    assert_string_equal(got->id, r->id);
+    assert_string_equal(got->integration, "pricing/line");
+    assert_int_equal(got->version, 7);
+    assert_int_equal(got->status, RUN_FAILED);
+    assert_string_equal(got->trigger, "call");
+    assert_json_equal(got->trigger_info, r->trigger_info);
+    assert_string_equal(got->parent_id, root->id);
+    assert_string_equal(got->root_id, root->id);
+    assert_int_equal(got->depth, 3);
+    assert_string_equal(got->task, "call");
+    assert_int_equal(got->parent_step, 4);
+    assert_true(got->sync_child);
+    assert_true(got->detached);
+    assert_false(got->retry_on_interrupt);
+    assert_json_equal(got->input, r->input);
+    assert_json_equal(got->output, r->output);
+    assert_json_equal(got->error, r->error);
+    assert_int_equal(got->created_at, 1700000000200);
+    assert_int_equal(got->scheduled_at, 1700000000300);
+    assert_int_equal(got->started_at, 1700000000400);
+    assert_int_equal(got->finished_at, 1700000000500);
+    assert_int_equal(got->deadline_at, 1700000009999);
+    assert_int_equal(got->attempt, 2);
+    assert_string_equal(got->idempotency_key, "key-1");
+
+    /* The API shape. */
+    json_t *j = run_rec_to_json(got);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(j, "parent_id")), root->id);
+    assert_string_equal(json_string_value(json_object_get(j, "created_at")),
+                        "2023-11-14T22:13:20.200Z");
+    assert_int_equal(json_integer_value(json_object_get(j, "duration_ms")), 100);
+    assert_non_null(json_object_get(j, "trigger_info"));
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+    json_decref(j);
+    run_rec_t *fresh = run_rec_new();
+    uuid_v7(fresh->id);
+    j = run_rec_to_json(fresh);
+    assert_true(json_is_null(json_object_get(j, "parent_id")));
+    assert_true(json_is_null(json_object_get(j, "task")));
+    assert_true(json_is_null(json_object_get(j, "started_at")));
+    assert_null(json_object_get(j, "trigger_info"));
+    assert_null(json_object_get(j, "duration_ms"));
+    assert_string_equal(json_string_value(json_object_get(j, "root_id")), fresh->id);
+    json_decref(j);
+    run_rec_free(fresh);
+
+    assert_int_equal(store_run_get(f->st, "0190b0b0-0000-7000-8000-000000000000", &got, NULL),
+                     BR_ENOT_FOUND);
+    run_rec_free(got);
+    run_rec_free(r);
+    run_rec_free(root);
+}
+
+static void test_store_status_names(void **state)
+{
+    (void)state;
+    for (int s = RUN_SCHEDULED; s <= RUN_CANCELLED; s++) {
+        run_status_t back;
+        assert_int_equal(run_status_parse(run_status_name((run_status_t)s), &back), 0);
+        assert_int_equal(back, s);
+    }
+    run_status_t x;
+    assert_int_equal(run_status_parse("bogus", &x), -1);
+    assert_false(run_status_finished(RUN_RUNNING));
+    assert_true(run_status_finished(RUN_CANCELLED));
+}
+
+static void test_store_run_coalesce(void **state)
+{
+    fx_t *f = *state;
+    /* A wide window puts both writes in one batch. With coalescing only the later one is
+     * written, so even an older attempt lands (a separate write would be refused by the
+     * attempt guard). */
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(open_store(f, 300), 0);
+    run_rec_t *r = mk_run("c", RUN_RUNNING, NULL, 1000);
+    r->attempt = 2;
+    store_run_put(f->st, r);
+    r->attempt = 1;
+    r->status = RUN_SUCCEEDED;
+    uint64_t t = store_run_put(f->st, r);
+    assert_int_equal(store_wait(f->st, t, NULL), 0);
+    run_rec_t *got = get_run(f->st, r->id);
+    assert_int_equal(got->status, RUN_SUCCEEDED);
+    assert_int_equal(got->attempt, 1);
+    run_rec_free(got);
+
+    /* In separate batches the newer attempt wins. */
+    r->attempt = 3;
+    put_and_flush(f->st, r);
+    r->attempt = 2;
+    r->status = RUN_FAILED;
+    put_and_flush(f->st, r);
+    got = get_run(f->st, r->id);
+    assert_int_equal(got->attempt, 3);
+    assert_int_equal(got->status, RUN_SUCCEEDED);
+    run_rec_free(got);
+    run_rec_free(r);
+}
+
+static step_rec_t mk_step(const char *run_id, int attempt, int seq, const char *task)
+{
+    step_rec_t s = {0};
+    snprintf(s.run_id, sizeof s.run_id, "%s", run_id);
+    s.attempt = attempt;
+    s.seq = seq;
+    s.task_id = (char *)task;
+    s.type = (char *)"set";
+    s.status = (char *)"succeeded";
+    s.task_attempt = 1;
+    s.started_at = 1700000000000 + seq;
+    s.duration_ms = 5;
+    return s;
+}
+
+static void test_store_steps_latest_attempt(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *r = mk_run("s", RUN_RUNNING, NULL, 1000);
+    const char *tasks[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        step_rec_t s = mk_step(r->id, 1, i, tasks[i]);
+        store_step_put(f->st, &s);
+    }
+    for (int i = 0; i < 2; i++) {
+        step_rec_t s = mk_step(r->id, 2, i, tasks[i]);
+        s.result = json_pack("{s:i}", "n", i);
+        if (i == 1) {
+            s.status = (char *)"failed";
+            s.task_attempt = 3;
+            s.error = json_pack("{s:s}", "code", "network");
+        }
+        store_step_put(f->st, &s);
+        json_decref(s.result);
+        json_decref(s.error);
+    }
+    assert_int_equal(store_flush(f->st, NULL), 0);
+
+    /* No run record yet: the highest attempt on record. */
+    step_rec_t **steps = NULL;
+    int n = 0;
+    assert_int_equal(store_run_steps(f->st, r->id, &steps, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(steps[0]->attempt, 2);
+    assert_string_equal(steps[0]->task_id, "a");
+    assert_string_equal(steps[1]->task_id, "b");
+    assert_string_equal(steps[1]->status, "failed");
+    assert_int_equal(steps[1]->task_attempt, 3);
+    assert_int_equal(json_integer_value(json_object_get(steps[1]->result, "n")), 1);
+    assert_string_equal(json_string_value(json_object_get(steps[1]->error, "code")), "network");
+    assert_null(steps[0]->error);
+    json_t *kids = json_pack("[s]", "0190b0b0-0000-7000-8000-000000000001");
+    json_t *j = step_rec_to_json(steps[1], kids);
+    assert_string_equal(json_string_value(json_object_get(j, "task")), "b");
+    assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "duration_ms")), 5);
+    assert_string_equal(json_string_value(json_object_get(j, "started_at")),
+                        "2023-11-14T22:13:20.001Z");
+    assert_int_equal(json_array_size(json_object_get(j, "child_run_ids")), 1);
+    json_decref(j);
+    json_decref(kids);
+    kids = json_array();
+    j = step_rec_to_json(steps[0], kids);
+    assert_null(json_object_get(j, "child_run_ids"));
+    json_decref(j);
+    json_decref(kids);
+    for (int i = 0; i < n; i++)
+        step_rec_free(steps[i]);
+    free(steps);
+
+    /* With the run at attempt 1, its own attempt's steps. */
+    r->attempt = 1;
+    put_and_flush(f->st, r);
+    assert_int_equal(store_run_steps(f->st, r->id, &steps, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(steps[2]->task_id, "c");
+    for (int i = 0; i < n; i++)
+        step_rec_free(steps[i]);
+    free(steps);
+
+    assert_int_equal(store_run_steps(f->st, "none", &steps, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    free(steps);
+    run_rec_free(r);
+}
+
+static void test_store_step_children(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *p = mk_run("p", RUN_RUNNING, NULL, 1000);
+    store_run_put(f->st, p);
+    char ids[5][UUID_STR_LEN];
+    for (int i = 0; i < 5; i++) {
+        run_rec_t *c = mk_run("c", RUN_SUCCEEDED, p, 1000 + i);
+        c->parent_step = i < 4 ? 2 : 3;
+        memcpy(ids[i], c->id, UUID_STR_LEN);
+        store_run_put(f->st, c);
+        run_rec_free(c);
+    }
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    json_t *kids = NULL;
+    assert_int_equal(store_step_children(f->st, p->id, 2, 10, &kids, NULL), 0);
+    assert_int_equal(json_array_size(kids), 4);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(json_string_value(json_array_get(kids, (size_t)i)), ids[i]);
+    json_decref(kids);
+    assert_int_equal(store_step_children(f->st, p->id, 2, 3, &kids, NULL), 0);
+    assert_int_equal(json_array_size(kids), 3);
+    json_decref(kids);
+    assert_int_equal(store_step_children(f->st, p->id, 3, 10, &kids, NULL), 0);
+    assert_int_equal(json_array_size(kids), 1);
+    assert_string_equal(json_string_value(json_array_get(kids, 0)), ids[4]);
+    json_decref(kids);
+    assert_int_equal(store_step_children(f->st, p->id, 9, 10, &kids, NULL), 0);
+    assert_int_equal(json_array_size(kids), 0);
+    json_decref(kids);
+    run_rec_free(p);
+}
+
+static void test_store_list_filters_and_cursor(void **state)
+{
+    fx_t *f = *state;
+    char ids[25][UUID_STR_LEN];
+    run_rec_t *root = NULL;
+    int64_t base = clock_now_ms();
+    for (int i = 0; i < 25; i++) {
+        run_rec_t *r;
+        if (i == 0 || !root) {
+            r = mk_run("list/a", RUN_SUCCEEDED, NULL, base);
+            root = run_rec_copy(r);
+        } else {
+            r = mk_run(i % 2 ? "list/a" : "list/b", i % 5 == 0 ? RUN_FAILED : RUN_SUCCEEDED,
+                       i < 10 ? root : NULL, base + i);
+        }
+        memcpy(ids[i], r->id, UUID_STR_LEN);
+        store_run_put(f->st, r);
+        run_rec_free(r);
+    }
+    assert_int_equal(store_flush(f->st, NULL), 0);
+
+    /* All 25 in pages of 10, newest first. */
+    run_filter_t flt = {.status = -1, .limit = 10};
+    char *cursor = NULL;
+    int seen = 0, pages = 0;
+    do {
+        run_rec_t **runs = NULL;
+        int n = 0;
+        char *next = NULL;
+        flt.cursor = cursor;
+        assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+        for (int i = 0; i < n; i++)
+            assert_string_equal(runs[i]->id, ids[24 - seen - i]);
+        seen += n;
+        pages++;
+        run_recs_free(runs, n);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    assert_int_equal(seen, 25);
+    assert_int_equal(pages, 3);
+
+    /* An exact fit has no next page. */
+    flt.cursor = NULL;
+    flt.limit = 25;
+    run_rec_t **runs = NULL;
+    int n = 0;
+    char *next = (char *)"unset";
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 25);
+    assert_null(next);
+    run_recs_free(runs, n);
+
+    /* Filters. */
+    flt.limit = 100;
+    flt.integration = "list/b";
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 12); /* even i from 2 to 24 */
+    for (int i = 0; i < n; i++)
+        assert_string_equal(runs[i]->integration, "list/b");
+    run_recs_free(runs, n);
+    flt.status = RUN_FAILED;
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 2); /* 10, 20 */
+    run_recs_free(runs, n);
+    flt.integration = NULL;
+    flt.status = -1;
+    flt.root_id = root->id;
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 10);
+    run_recs_free(runs, n);
+    flt.root_id = NULL;
+    flt.parent_id = root->id;
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 9);
+    run_recs_free(runs, n);
+    flt.parent_id = NULL;
+    flt.since = base + 20;
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 5);
+    assert_string_equal(runs[4]->id, ids[20]);
+    run_recs_free(runs, n);
+
+    /* Children and root counts. */
+    assert_int_equal(store_run_children(f->st, root->id, &runs, &n, NULL), 0);
+    assert_int_equal(n, 9);
+    for (int i = 0; i < n; i++)
+        assert_string_equal(runs[i]->id, ids[i + 1]);
+    run_recs_free(runs, n);
+    int64_t count = 0;
+    assert_int_equal(store_root_count(f->st, root->id, &count, NULL), 0);
+    assert_int_equal(count, 10);
+    assert_int_equal(store_root_count(f->st, ids[24], &count, NULL), 0);
+    assert_int_equal(count, 1);
+    run_rec_free(root);
+}
+
+/* ---- the queue ------------------------------------------------------------------------------- */
+
+static run_rec_t *put_waiting(store_t *st, const char *integration, run_status_t status,
+                              int64_t due)
+{
+    run_rec_t *r = mk_run(integration, status, NULL, due);
+    store_run_put(st, r);
+    return r;
+}
+
+static void test_store_claim(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *q1 = put_waiting(f->st, "q/a", RUN_QUEUED, 1000);
+    run_rec_t *s1 = put_waiting(f->st, "q/a", RUN_SCHEDULED, 500);
+    run_rec_t *s2 = put_waiting(f->st, "q/a", RUN_SCHEDULED, 5000); /* not due at 2000 */
+    run_rec_t *x1 = put_waiting(f->st, "q/excluded", RUN_QUEUED, 100);
+    run_rec_t *done = put_waiting(f->st, "q/a", RUN_SUCCEEDED, 10);
+    assert_int_equal(store_flush(f->st, NULL), 0); /* reads see committed writes only */
+
+    int64_t when = 0;
+    assert_int_equal(store_queue_next_due(f->st, &when, NULL), 0);
+    assert_int_equal(when, 100);
+    json_t *counts = NULL;
+    assert_int_equal(store_queue_counts(f->st, &counts, NULL), 0);
+    assert_int_equal(json_integer_value(json_object_get(counts, "queued")), 2);
+    assert_int_equal(json_integer_value(json_object_get(counts, "scheduled")), 2);
+    assert_int_equal(json_integer_value(json_object_get(counts, "running")), 0);
+    json_decref(counts);
+
+    json_t *exclude = json_pack("[s]", "q/excluded");
+    run_rec_t **runs = NULL;
+    int n = 0;
+    assert_int_equal(store_queue_claim(f->st, "me", 2000, 32000, 10, exclude, &runs, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(runs[0]->id, s1->id); /* oldest first */
+    assert_string_equal(runs[1]->id, q1->id);
+    assert_int_equal(runs[0]->status, RUN_RUNNING);
+    assert_int_equal(runs[0]->started_at, 2000);
+    run_recs_free(runs, n);
+
+    /* Claimed once; the scheduled one comes due later; the excluded one when not excluded. */
+    assert_int_equal(store_queue_claim(f->st, "me", 2000, 32000, 10, exclude, &runs, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    free(runs);
+    assert_int_equal(store_queue_claim(f->st, "me", 6000, 36000, 1, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(runs[0]->id, x1->id);
+    run_recs_free(runs, n);
+    assert_int_equal(store_queue_claim(f->st, "me", 6000, 36000, 10, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(runs[0]->id, s2->id);
+    run_recs_free(runs, n);
+    assert_int_equal(store_queue_next_due(f->st, &when, NULL), 0);
+    assert_int_equal(when, 0);
+    assert_int_equal(store_queue_counts(f->st, &counts, NULL), 0);
+    assert_int_equal(json_integer_value(json_object_get(counts, "running")), 4);
+    json_decref(counts);
+
+    /* The engine's later put keeps the claim's owner: a lease-mode recovery still sees it. */
+    run_rec_t *got = get_run(f->st, q1->id);
+    got->output = json_pack("{}");
+    put_and_flush(f->st, got);
+    run_rec_free(got);
+    int requeued = 0, failed = 0;
+    assert_int_equal(store_recover(f->st, 40000, false, NULL, &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued, 4);
+    assert_int_equal(failed, 0);
+
+    json_decref(exclude);
+    run_rec_free(q1);
+    run_rec_free(s1);
+    run_rec_free(s2);
+    run_rec_free(x1);
+    run_rec_free(done);
+}
+
+typedef struct claimer {
+    store_t *st;
+    const char *owner;
+    json_t *ids;
+} claimer_t;
+
+static void *claim_loop(void *arg)
+{
+    claimer_t *c = arg;
+    for (;;) {
+        run_rec_t **runs = NULL;
+        int n = 0;
+        if (store_queue_claim(c->st, c->owner, 10000, 20000, 7, NULL, &runs, &n, NULL) != 0)
+            break;
+        for (int i = 0; i < n; i++)
+            json_array_append_new(c->ids, json_string(runs[i]->id));
+        run_recs_free(runs, n);
+        if (n == 0)
+            break;
+    }
+    return NULL;
+}
+
+static void test_store_claim_two_threads(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 200; i++)
+        run_rec_free(put_waiting(f->st, "q/t", i % 2 ? RUN_QUEUED : RUN_SCHEDULED, 100 + i));
+    claimer_t a = {f->st, "A", json_array()}, b = {f->st, "B", json_array()};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, claim_loop, &a);
+    pthread_create(&tb, NULL, claim_loop, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(json_array_size(a.ids) + json_array_size(b.ids), 200);
+    json_t *all = json_object();
+    size_t i;
+    json_t *v;
+    json_array_foreach(a.ids, i, v) json_object_set(all, json_string_value(v), json_true());
+    json_array_foreach(b.ids, i, v) json_object_set(all, json_string_value(v), json_true());
+    assert_int_equal(json_object_size(all), 200);
+    json_decref(all);
+    json_decref(a.ids);
+    json_decref(b.ids);
+}
+
+static void test_store_lease_renew(void **state)
+{
+    fx_t *f = *state;
+    run_rec_free(put_waiting(f->st, "l", RUN_QUEUED, 100));
+    run_rec_free(put_waiting(f->st, "l", RUN_QUEUED, 101));
+    run_rec_t **runs = NULL;
+    int n = 0;
+    assert_int_equal(store_queue_claim(f->st, "A", 500, 1000, 1, NULL, &runs, &n, NULL), 0);
+    run_recs_free(runs, n);
+    assert_int_equal(store_queue_claim(f->st, "B", 500, 1000, 1, NULL, &runs, &n, NULL), 0);
+    run_recs_free(runs, n);
+    assert_int_equal(store_lease_renew(f->st, "A", 5000, NULL), 0);
+    int requeued = 0, failed = 0;
+    assert_int_equal(store_recover(f->st, 2000, false, NULL, &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued, 1); /* B's lease ran out; A's was renewed */
+    assert_int_equal(failed, 0);
+    assert_int_equal(store_recover(f->st, 6000, false, NULL, &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued, 1);
+}
+
+static void test_store_recover(void **state)
+{
+    fx_t *f = *state;
+    /* Claimed by "gone" with a lease to 1000: a retrying root, a sync child, a third attempt,
+     * an on_interrupt=fail run. */
+    run_rec_t *retry = put_waiting(f->st, "r/retry", RUN_QUEUED, 10);
+    run_rec_t *child = mk_run("r/child", RUN_QUEUED, retry, 11);
+    child->sync_child = true;
+    store_run_put(f->st, child);
+    run_rec_t *third = mk_run("r/third", RUN_QUEUED, NULL, 12);
+    third->attempt = 3;
+    store_run_put(f->st, third);
+    run_rec_t *nofail = mk_run("r/fail", RUN_QUEUED, NULL, 13);
+    nofail->retry_on_interrupt = false;
+    store_run_put(f->st, nofail);
+    run_rec_t **runs = NULL;
+    int n = 0;
+    assert_int_equal(store_queue_claim(f->st, "gone", 100, 1000, 10, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    run_recs_free(runs, n);
+
+    int requeued = -1, failed = -1;
+    assert_int_equal(store_recover(f->st, 999, false, NULL, &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued + failed, 0); /* leases still good */
+    assert_int_equal(store_recover(f->st, 2000, false, NULL, &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued, 1);
+    assert_int_equal(failed, 3);
+
+    run_rec_t *got = get_run(f->st, retry->id);
+    assert_int_equal(got->status, RUN_QUEUED);
+    assert_int_equal(got->attempt, 2);
+    assert_int_equal(got->started_at, 0);
+    assert_int_equal(got->scheduled_at, 2000);
+    assert_null(got->error);
+    run_rec_free(got);
+    got = get_run(f->st, child->id);
+    assert_int_equal(got->status, RUN_FAILED);
+    assert_int_equal(got->finished_at, 2000);
+    assert_string_equal(json_string_value(json_object_get(got->error, "code")), "interrupted");
+    assert_string_equal(json_string_value(json_object_get(got->error, "message")),
+                        "the process running this run stopped before it finished");
+    assert_true(json_is_true(json_object_get(got->error, "retryable")));
+    run_rec_free(got);
+    got = get_run(f->st, third->id);
+    assert_int_equal(got->status, RUN_FAILED);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(got->error, "message")), "after 3 attempts"));
+    assert_true(json_is_true(json_object_get(got->error, "retryable")));
+    run_rec_free(got);
+    got = get_run(f->st, nofail->id);
+    assert_int_equal(got->status, RUN_FAILED);
+    assert_string_equal(json_string_value(json_object_get(got->error, "code")), "interrupted");
+    run_rec_free(got);
+
+    /* ALL: every running run not ours, leased or inline (no owner); ours stays. */
+    run_rec_t *inline_run = mk_run("r/inline", RUN_RUNNING, NULL, 20);
+    store_run_put(f->st, inline_run);
+    assert_int_equal(store_queue_claim(f->st, "me", 3000, 999999, 10, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 1); /* the requeued retry */
+    run_recs_free(runs, n);
+    assert_int_equal(store_recover(f->st, 4000, true, "me", &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued, 1);
+    assert_int_equal(failed, 0);
+    got = get_run(f->st, retry->id);
+    assert_int_equal(got->status, RUN_RUNNING);
+    run_rec_free(got);
+    got = get_run(f->st, inline_run->id);
+    assert_int_equal(got->status, RUN_QUEUED);
+    assert_int_equal(got->attempt, 2);
+    run_rec_free(got);
+    /* ALL with no owner to spare takes ours too. */
+    assert_int_equal(store_recover(f->st, 5000, true, NULL, &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued, 1);
+    got = get_run(f->st, retry->id);
+    assert_int_equal(got->attempt, 3);
+    run_rec_free(got);
+
+    run_rec_free(retry);
+    run_rec_free(child);
+    run_rec_free(third);
+    run_rec_free(nofail);
+    run_rec_free(inline_run);
+}
+
+static void test_store_claim_id(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *q = put_waiting(f->st, "i", RUN_QUEUED, 100);
+    run_rec_t *later = put_waiting(f->st, "i", RUN_SCHEDULED, 5000);
+    run_rec_t *out = NULL;
+    err_t err = {0};
+    assert_int_equal(store_queue_claim_id(f->st, q->id, "me", 1000, 9000, &out, NULL), 0);
+    assert_string_equal(out->id, q->id);
+    assert_int_equal(out->status, RUN_RUNNING);
+    assert_int_equal(out->started_at, 1000);
+    run_rec_free(out);
+    assert_int_equal(store_queue_claim_id(f->st, q->id, "other", 1000, 9000, &out, &err),
+                     BR_ENOT_FOUND);
+    assert_null(out);
+    assert_int_equal(store_queue_claim_id(f->st, later->id, "me", 1000, 9000, &out, NULL),
+                     BR_ENOT_FOUND);
+    assert_int_equal(store_queue_claim_id(f->st, later->id, "me", 5000, 9000, &out, NULL), 0);
+    run_rec_free(out);
+    assert_int_equal(store_queue_claim_id(f->st, "nope", "me", 5000, 9000, &out, NULL),
+                     BR_ENOT_FOUND);
+    /* A lease-mode recovery never takes the caller's own runs. */
+    int requeued = 0, failed = 0;
+    assert_int_equal(store_recover(f->st, 20000, false, "me", &requeued, &failed, NULL), 0);
+    assert_int_equal(requeued + failed, 0);
+    err_clear(&err);
+    run_rec_free(q);
+    run_rec_free(later);
+}
+
+static void test_store_run_cancel(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *q = put_waiting(f->st, "k", RUN_QUEUED, 100);
+    run_rec_t *r = put_waiting(f->st, "k", RUN_QUEUED, 101);
+    run_rec_t *done = put_waiting(f->st, "k", RUN_SUCCEEDED, 102);
+    run_rec_t *out = NULL;
+    assert_int_equal(store_queue_claim_id(f->st, r->id, "me", 1000, 9000, &out, NULL), 0);
+    run_rec_free(out);
+
+    run_status_t status;
+    assert_int_equal(store_run_cancel(f->st, q->id, 2000, &status, NULL), 0);
+    assert_int_equal(status, RUN_CANCELLED);
+    run_rec_t *got = get_run(f->st, q->id);
+    assert_int_equal(got->status, RUN_CANCELLED);
+    assert_int_equal(got->finished_at, 2000);
+    assert_string_equal(json_string_value(json_object_get(got->error, "code")), "cancelled");
+    run_rec_free(got);
+
+    json_t *ids = NULL;
+    assert_int_equal(store_cancel_requested(f->st, "me", &ids, NULL), 0);
+    assert_int_equal(json_array_size(ids), 0);
+    json_decref(ids);
+    assert_int_equal(store_run_cancel(f->st, r->id, 2000, &status, NULL), 0);
+    assert_int_equal(status, RUN_RUNNING);
+    assert_int_equal(store_cancel_requested(f->st, "me", &ids, NULL), 0);
+    assert_int_equal(json_array_size(ids), 1);
+    assert_string_equal(json_string_value(json_array_get(ids, 0)), r->id);
+    json_decref(ids);
+    assert_int_equal(store_cancel_requested(f->st, "other", &ids, NULL), 0);
+    assert_int_equal(json_array_size(ids), 0);
+    json_decref(ids);
+
+    assert_int_equal(store_run_cancel(f->st, done->id, 2000, &status, NULL), 0);
+    assert_int_equal(status, RUN_SUCCEEDED);
+    assert_int_equal(store_run_cancel(f->st, "nope", 2000, &status, NULL), BR_ENOT_FOUND);
+    run_rec_free(q);
+    run_rec_free(r);
+    run_rec_free(done);
+}
+
+static void test_store_engine_lock(void **state)
+{
+    fx_t *f = *state;
+    bool alone = false;
+    assert_int_equal(store_engine_lock(f->st, &alone, NULL), 0);
+    assert_true(alone);
+    store_t *other = NULL;
+    assert_int_equal(store_open(f->dir, NULL, &other, NULL), 0);
+    assert_int_equal(store_engine_lock(other, &alone, NULL), 0);
+    assert_false(alone);
+    assert_int_equal(store_engine_lock(f->st, &alone, NULL), 0);
+    assert_false(alone); /* asking again still sees the other */
+    store_close(other);
+    assert_int_equal(store_engine_lock(f->st, &alone, NULL), 0);
+    assert_true(alone);
+}
+
+static void test_store_cancel_descendants(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *root = mk_run("x", RUN_RUNNING, NULL, 1);
+    run_rec_t *c1 = mk_run("x", RUN_QUEUED, root, 2);
+    run_rec_t *c2 = mk_run("x", RUN_SCHEDULED, root, 3);
+    run_rec_t *c3 = mk_run("x", RUN_RUNNING, root, 4);
+    run_rec_t *c4 = mk_run("x", RUN_QUEUED, root, 5);
+    c4->detached = true;
+    run_rec_t *c4a = mk_run("x", RUN_QUEUED, c4, 6);
+    run_rec_t *g1 = mk_run("x", RUN_QUEUED, c1, 7);
+    run_rec_t *c5 = mk_run("x", RUN_SUCCEEDED, root, 8);
+    run_rec_t *g5 = mk_run("x", RUN_SCHEDULED, c5, 9);
+    run_rec_t *g3 = mk_run("x", RUN_RUNNING, c3, 10);
+    run_rec_t *all[] = {root, c1, c2, c3, c4, c4a, g1, c5, g5, g3};
+    for (int i = 0; i < 10; i++)
+        store_run_put(f->st, all[i]);
+
+    json_t *running = NULL;
+    assert_int_equal(store_cancel_descendants(f->st, root->id, 777, &running, NULL), 0);
+    assert_int_equal(json_array_size(running), 2);
+    json_t *ids = json_object();
+    size_t i;
+    json_t *v;
+    json_array_foreach(running, i, v) json_object_set(ids, json_string_value(v), json_true());
+    assert_non_null(json_object_get(ids, c3->id));
+    assert_non_null(json_object_get(ids, g3->id));
+    json_decref(ids);
+    json_decref(running);
+
+    const run_rec_t *cancelled[] = {c1, c2, g1, g5};
+    for (int k = 0; k < 4; k++) {
+        run_rec_t *got = get_run(f->st, cancelled[k]->id);
+        assert_int_equal(got->status, RUN_CANCELLED);
+        assert_int_equal(got->finished_at, 777);
+        assert_string_equal(json_string_value(json_object_get(got->error, "code")), "cancelled");
+        assert_string_equal(json_string_value(json_object_get(got->error, "message")),
+                            "cancelled with its parent");
+        run_rec_free(got);
+    }
+    const run_rec_t *untouched[] = {root, c4, c4a, c3, c5};
+    const run_status_t was[] = {RUN_RUNNING, RUN_QUEUED, RUN_QUEUED, RUN_RUNNING, RUN_SUCCEEDED};
+    for (int k = 0; k < 5; k++) {
+        run_rec_t *got = get_run(f->st, untouched[k]->id);
+        assert_int_equal(got->status, was[k]);
+        run_rec_free(got);
+    }
+    for (int k = 0; k < 10; k++)
+        run_rec_free(all[k]);
+}
+
+static void test_store_idempotency(void **state)
+{
+    fx_t *f = *state;
+    char existing[UUID_STR_LEN];
+    assert_int_equal(store_idempotency_claim(f->st, "orders", "k1", "run-1", existing, NULL), 0);
+    assert_string_equal(existing, "");
+    assert_int_equal(store_idempotency_claim(f->st, "orders", "k1", "run-2", existing, NULL), 0);
+    assert_string_equal(existing, "run-1");
+    assert_int_equal(store_idempotency_claim(f->st, "other", "k1", "run-3", existing, NULL), 0);
+    assert_string_equal(existing, "");
+}
+
+static void test_store_purge(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *old = mk_run("p", RUN_SUCCEEDED, NULL, 100);
+    old->finished_at = 1000;
+    run_rec_t *recent = mk_run("p", RUN_FAILED, NULL, 100);
+    recent->finished_at = 9000;
+    run_rec_t *live = mk_run("p", RUN_QUEUED, NULL, 100);
+    store_run_put(f->st, old);
+    store_run_put(f->st, recent);
+    store_run_put(f->st, live);
+    step_rec_t s = mk_step(old->id, 1, 0, "a");
+    store_step_put(f->st, &s);
+    int64_t deleted = -1;
+    assert_int_equal(store_purge(f->st, 5000, &deleted, NULL), 0);
+    assert_int_equal(deleted, 1);
+    run_rec_t *got = NULL;
+    assert_int_equal(store_run_get(f->st, old->id, &got, NULL), BR_ENOT_FOUND);
+    step_rec_t **steps = NULL;
+    int n = -1;
+    assert_int_equal(store_run_steps(f->st, old->id, &steps, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    free(steps);
+    run_rec_free(get_run(f->st, recent->id));
+    run_rec_free(get_run(f->st, live->id));
+
+    /* More than one chunk's worth (a purge commits in chunks of 2000 runs). */
+    for (int i = 0; i < 2100; i++) {
+        run_rec_t *r = mk_run("p", RUN_SUCCEEDED, NULL, 100);
+        r->finished_at = 2000;
+        store_run_put(f->st, r);
+        run_rec_free(r);
+    }
+    assert_int_equal(store_purge(f->st, 5000, &deleted, NULL), 0);
+    assert_int_equal(deleted, 2100);
+    assert_int_equal(store_purge(f->st, 10000, &deleted, NULL), 0);
+    assert_int_equal(deleted, 1); /* the recent one; the queued one is not finished */
+    run_rec_free(get_run(f->st, live->id));
+    run_rec_free(old);
+    run_rec_free(recent);
+    run_rec_free(live);
+}
+
+/* ---- the writer under load ------------------------------------------------------------------- */
+
+typedef struct putter {
+    store_t *st;
+    int n;
+    bool wait_each; /* store_wait every 50th put and read it back */
+    char root[UUID_STR_LEN];
+    int failures;
+} putter_t;
+
+static void *put_loop(void *arg)
+{
+    putter_t *p = arg;
+    run_rec_t *root = NULL;
+    for (int i = 0; i < p->n; i++) {
+        run_rec_t *r = mk_run("load", RUN_SUCCEEDED, root, 1000 + i);
+        if (!root) {
+            root = run_rec_copy(r);
+            memcpy(p->root, r->id, UUID_STR_LEN);
+        }
+        uint64_t t = store_run_put(p->st, r);
+        step_rec_t s = mk_step(r->id, 1, 0, "t");
+        s.result = json_pack("{s:i}", "i", i);
+        uint64_t t2 = store_step_put(p->st, &s);
+        json_decref(s.result);
+        if (t2 <= t)
+            p->failures++;
+        if (p->wait_each && i % 50 == 0) {
+            run_rec_t *got = NULL;
+            if (store_wait(p->st, t, NULL) != 0 || store_run_get(p->st, r->id, &got, NULL) != 0)
+                p->failures++;
+            run_rec_free(got);
+        }
+        run_rec_free(r);
+    }
+    run_rec_free(root);
+    return NULL;
+}
+
+static void test_store_wait_flush_many_threads(void **state)
+{
+    fx_t *f = *state;
+    enum { THREADS = 8, EACH = 1500 };
+    putter_t p[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        p[i] = (putter_t){.st = f->st, .n = EACH, .wait_each = true};
+        pthread_create(&t[i], NULL, put_loop, &p[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(p[i].failures, 0);
+        int64_t count = 0;
+        assert_int_equal(store_root_count(f->st, p[i].root, &count, NULL), 0);
+        assert_int_equal(count, EACH);
+    }
+    uint64_t commits = store_commit_count(f->st);
+    assert_true(commits > 0);
+    assert_true(commits < (uint64_t)THREADS * EACH); /* writes were grouped */
+    assert_int_equal(store_wait(f->st, 0, NULL), 0);
+    assert_int_equal(store_flush(f->st, NULL), 0); /* nothing pending: returns at once */
+}
+
+static void test_store_throughput(void **state)
+{
+    fx_t *f = *state;
+    enum { THREADS = 4, EACH = 25000 };
+    putter_t p[THREADS];
+    pthread_t t[THREADS];
+    uint64_t c0 = store_commit_count(f->st);
+    int64_t t0 = clock_mono_ms();
+    for (int i = 0; i < THREADS; i++) {
+        p[i] = (putter_t){.st = f->st, .n = EACH};
+        pthread_create(&t[i], NULL, put_loop, &p[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    int64_t ms = clock_mono_ms() - t0;
+    uint64_t commits = store_commit_count(f->st) - c0;
+    double puts = 2.0 * THREADS * EACH;
+    printf("[ throughput ] %.0f puts (runs + steps) in %lld ms: %.0f puts/s, %llu commits, "
+           "%.0f puts per commit\n",
+           puts, (long long)ms, puts * 1000.0 / (double)(ms ? ms : 1), (unsigned long long)commits,
+           puts / (double)(commits ? commits : 1));
+    int64_t count = 0;
+    assert_int_equal(store_root_count(f->st, p[0].root, &count, NULL), 0);
+    assert_int_equal(count, EACH);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_open_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_run_roundtrip, setup, teardown),
+        cmocka_unit_test(test_store_status_names),
+        cmocka_unit_test_setup_teardown(test_store_run_coalesce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_steps_latest_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_step_children, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_list_filters_and_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_claim_two_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_lease_renew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_claim_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_run_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_engine_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cancel_descendants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_wait_flush_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_throughput, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
