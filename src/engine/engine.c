@@ -43,6 +43,14 @@ int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t
         free(eng);
         return err_set(err, BR_EUSAGE, "engine settings out of range");
     }
+    /* Announce this engine on the store at once, so another process recovering "every run
+     * whose process is gone" never takes the sync runs this one is executing. */
+    bool alone;
+    int rc = store_engine_lock(store, &alone, err);
+    if (rc < 0) {
+        free(eng);
+        return rc;
+    }
     eng->store = store;
     eng->reg = registry_new(store, &eng->cfg.def_limits);
     char host[64] = "host", id[UUID_STR_LEN];
