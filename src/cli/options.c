@@ -162,7 +162,8 @@ int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, en
 {
     err_t err = {0};
     *st = NULL;
-    *eng = NULL;
+    if (eng)
+        *eng = NULL;
     if (store_open(g->store ? g->store : g->data, NULL, st, &err) < 0 ||
         (eng && engine_new(cfg, *st, eng, &err) < 0)) {
         fprintf(stderr, "error: %s: %s\n", err_name(err.code), err.msg);

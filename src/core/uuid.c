@@ -11,14 +11,33 @@
 #include <sys/random.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Random bits from a per-thread xorshift generator seeded once from the kernel: a getrandom(2)
+ * system call per id showed up in the sub-call profile. Ids need uniqueness, not secrecy. */
+static _Thread_local uint64_t rng_state;
+
+static uint64_t next_random(void)
+{
+    if (!rng_state) {
+        if (getrandom(&rng_state, sizeof rng_state, 0) != (ssize_t)sizeof rng_state)
+            rng_state = (uint64_t)clock_now_us();
+        rng_state |= 1;
+    }
+    uint64_t x = rng_state; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
 static int64_t last_ms;
 static uint64_t counter; /* 42 bits: 12 in rand_a, 30 at the top of rand_b */
 
 void uuid_v7(char out[UUID_STR_LEN])
 {
     uint8_t rnd[8];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-        memset(rnd, 0x5a, sizeof rnd);
+    uint64_t r = next_random();
+    memcpy(rnd, &r, sizeof rnd);
 
     pthread_mutex_lock(&lock);
     int64_t ms = clock_now_ms();

@@ -23,10 +23,21 @@
  * not copied: nothing modifies a payload once a call has been made with it. */
 static json_t *input_context(const char *name, const json_t *payload, const json_t *context)
 {
-    char *path = xasprintf("/integrations/execute/%s", name);
-    json_t *in = json_pack("{s:O, s:{}, s:s, s:{}, s:s, s:s}", "payload", payload, "params",
-                           "path", path, "headers", "method", "POST", "fullpath", path);
-    free(path);
+    static const char prefix[] = "/integrations/execute/";
+    char path[sizeof prefix + 256];
+    size_t n = strlen(name);
+    if (n > 255)
+        n = 255; /* names are at most 128 characters; this only guards the buffer */
+    memcpy(path, prefix, sizeof prefix - 1);
+    memcpy(path + sizeof prefix - 1, name, n);
+    json_t *in = json_object();
+    json_t *p = json_stringn_nocheck(path, sizeof prefix - 1 + n);
+    json_object_set_nocheck(in, "payload", (json_t *)payload);
+    json_object_set_new_nocheck(in, "params", json_object());
+    json_object_set_nocheck(in, "path", p); /* shared with fullpath: strings are not modified */
+    json_object_set_new_nocheck(in, "headers", json_object());
+    json_object_set_new_nocheck(in, "method", json_string_nocheck("POST"));
+    json_object_set_new_nocheck(in, "fullpath", p);
     if (json_is_object(context)) {
         const char *k;
         json_t *v;
@@ -209,7 +220,9 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
         return 0;
     }
 
-    if (!concurrency_enter(eng, def->name, def->max_concurrency)) {
+    /* Only integrations with a max_concurrency are counted: the count feeds that limit alone. */
+    bool counted = def->max_concurrency > 0;
+    if (counted && !concurrency_enter(eng, def->name, def->max_concurrency)) {
         if (root)
             atomic_fetch_sub(&root->descendants, 1);
         json_decref(vars);
@@ -228,7 +241,8 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
 
     run_result_t rr;
     run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr);
-    concurrency_leave(eng, def->name);
+    if (counted)
+        concurrency_leave(eng, def->name);
     if (own_root)
         root_release(eng, root);
     res->status = rr.status;
@@ -260,7 +274,9 @@ void engine_run_claimed(engine_t *eng, run_rec_t *rec)
         err_clear(&err);
         return;
     }
-    concurrency_enter(eng, def->name, 0); /* the claim already left out full integrations */
+    bool counted = def->max_concurrency > 0;
+    if (counted) /* the claim already left out integrations at their limit */
+        concurrency_enter(eng, def->name, 0);
     int64_t deadline = clock_mono_ms() + def->timeout_ms;
     if (rec->deadline_at) {
         int64_t left = rec->deadline_at - clock_now_ms();
@@ -272,7 +288,8 @@ void engine_run_claimed(engine_t *eng, run_rec_t *rec)
     char name[256];
     snprintf(name, sizeof name, "%s", def->name);
     run_execute(eng, def, rec, vars, NULL, deadline, root, &rr);
-    concurrency_leave(eng, name);
+    if (counted)
+        concurrency_leave(eng, name);
     root_release(eng, root);
     json_decref(rr.output);
     json_decref(rr.error);

@@ -94,15 +94,27 @@ const engine_config_t *engine_config(engine_t *eng)
 
 /* ---- live runs ------------------------------------------------------------------------------ */
 
-live_run_t *live_register(engine_t *eng, const char *id)
+void live_init(live_run_t *lr, const char *id)
 {
-    live_run_t *lr = XNEW(live_run_t);
+    memset(lr, 0, sizeof *lr);
     memcpy(lr->id, id, UUID_STR_LEN);
     atomic_init(&lr->cancel, 0);
     pthread_mutex_init(&lr->mu, NULL);
     pthread_cond_init(&lr->cv, NULL);
     lr->status = RUN_RUNNING;
     lr->refs = 1;
+}
+
+void live_deinit(live_run_t *lr)
+{
+    pthread_mutex_destroy(&lr->mu);
+    pthread_cond_destroy(&lr->cv);
+}
+
+live_run_t *live_register(engine_t *eng, const char *id)
+{
+    live_run_t *lr = xmalloc(sizeof *lr);
+    live_init(lr, id);
     pthread_mutex_lock(&eng->live_mu);
     strmap_put(eng->live, id, lr);
     pthread_mutex_unlock(&eng->live_mu);
@@ -113,8 +125,7 @@ static void live_destroy(live_run_t *lr)
 {
     json_decref(lr->output);
     json_decref(lr->error);
-    pthread_mutex_destroy(&lr->mu);
-    pthread_cond_destroy(&lr->cv);
+    live_deinit(lr);
     free(lr);
 }
 
@@ -244,8 +255,12 @@ json_t *concurrency_full(engine_t *eng)
 json_t *error_new(const char *code, const char *message, json_t *detail)
 {
     int known = err_code_by_name(code);
-    json_t *e = json_pack("{s:s, s:s, s:b}", "code", code, "message", message ? message : "",
-                          "retryable", known ? err_retryable(known) : false);
+    json_t *e = json_object();
+    json_object_set_new_nocheck(e, "code", json_string(code));
+    /* Messages may quote user data cut at a byte limit: keep them valid UTF-8. */
+    json_t *m = json_string(message ? message : "");
+    json_object_set_new_nocheck(e, "message", m ? m : json_string("(message not valid UTF-8)"));
+    json_object_set_new_nocheck(e, "retryable", json_boolean(known ? err_retryable(known) : false));
     if (detail)
         json_object_set_new(e, "detail", detail);
     return e;

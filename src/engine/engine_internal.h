@@ -71,6 +71,9 @@ struct engine {
 };
 
 live_run_t *live_register(engine_t *eng, const char *id);
+/* A live run in the caller's storage, not in the table (for sync children). */
+void live_init(live_run_t *lr, const char *id);
+void live_deinit(live_run_t *lr);
 /* Record the final state, wake waiters and drop the registration. OUTPUT/ERROR borrowed. */
 void live_finish(engine_t *eng, live_run_t *lr, run_status_t status, json_t *output,
                  json_t *error);
@@ -105,6 +108,7 @@ struct run_ctx {
     live_run_t *live;
     root_state_t *root;
     run_ctx_t *parent; /* the sync caller, when this run executes inline in it */
+    bool announced;    /* the running record has been written */
 };
 
 typedef struct outcome {

@@ -21,6 +21,7 @@
 typedef struct latest {
     int version;
     bool archived;
+    definition_t *def; /* that version, compiled (owned by defs) */
 } latest_t;
 
 struct registry {
@@ -139,9 +140,13 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
     latest_t *lt = strmap_get(reg->latest, name);
     if (lt) {
         *archived = lt->archived;
-        int v = version ? version : lt->version;
-        snprintf(key, sizeof key, "%s@%d", name, v);
-        definition_t *def = strmap_get(reg->defs, key);
+        definition_t *def = NULL;
+        if (!version || version == lt->version) {
+            def = lt->def; /* the hot path: no key to format */
+        } else {
+            snprintf(key, sizeof key, "%s@%d", name, version);
+            def = strmap_get(reg->defs, key);
+        }
         if (def) {
             pthread_mutex_unlock(&reg->mu);
             *out = def;
@@ -156,7 +161,7 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
     int rc = store_integration_get(reg->store, name, 0, &iv, err);
     if (rc < 0)
         return rc;
-    latest_t now_latest = {iv->version, iv->archived};
+    latest_t now_latest = {iv->version, iv->archived, NULL};
     if (version && version != iv->version) {
         integration_version_free(iv);
         iv = NULL;
@@ -180,7 +185,17 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
     }
     latest_t *nl = xmalloc(sizeof *nl);
     *nl = now_latest;
-    free(strmap_put(reg->latest, name, nl));
+    if (def->version == nl->version) {
+        nl->def = def;
+    } else {
+        /* VERSION was pinned: find or leave the latest's compiled form for a later call. */
+        snprintf(key, sizeof key, "%s@%d", name, nl->version);
+        nl->def = strmap_get(reg->defs, key);
+    }
+    if (nl->def)
+        free(strmap_put(reg->latest, name, nl));
+    else
+        free(nl);
     pthread_mutex_unlock(&reg->mu);
     *archived = now_latest.archived;
     *out = def;

@@ -196,19 +196,20 @@ static int route(const task_t *t, const outcome_t *o)
 
 /* ---- records -------------------------------------------------------------------------------- */
 
+/* tasks.ID: built member by member (json_pack parses its format and re-checks every string
+ * as UTF-8 on each call, which shows up in the sub-call profile). */
 static json_t *outcome_json(const task_t *t, const outcome_t *o, int attempts, int64_t duration)
 {
-    json_t *v = json_pack("{s:b, s:O?, s:O?, s:i, s:I}", "success", o->success, "result",
-                          o->result, "error", o->error, "attempts", attempts, "duration_ms",
-                          (json_int_t)duration);
-    if (!o->result)
-        json_object_set_new(v, "result", json_null());
-    if (!o->error)
-        json_object_set_new(v, "error", json_null());
+    json_t *v = json_object();
+    json_object_set_new_nocheck(v, "success", json_boolean(o->success));
+    json_object_set_nocheck(v, "result", o->result ? o->result : json_null());
+    json_object_set_nocheck(v, "error", o->error ? o->error : json_null());
+    json_object_set_new_nocheck(v, "attempts", json_integer(attempts));
+    json_object_set_new_nocheck(v, "duration_ms", json_integer(duration));
     if (o->status >= 0)
-        json_object_set_new(v, "status", json_integer(o->status));
+        json_object_set_new_nocheck(v, "status", json_integer(o->status));
     if (t->type == TASK_CALL_INTEGRATION && o->run_id[0])
-        json_object_set_new(v, "run_id", json_string(o->run_id));
+        json_object_set_new_nocheck(v, "run_id", json_stringn_nocheck(o->run_id, 36));
     return v;
 }
 
@@ -276,6 +277,16 @@ static json_t *run_output(run_ctx_t *ctx, json_t **error)
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
+/* Write the run's record as running. Roots and async runs are announced when they start; a
+ * sync child only before its first task that can take time (a call, an await), so the many
+ * short children of a fan-out cost one record write each, at their end. A sync child that was
+ * never announced and dies with its process simply never existed: its caller is re-run. */
+static void announce(run_ctx_t *ctx)
+{
+    ctx->announced = true;
+    store_run_put(ctx->eng->store, ctx->rec);
+}
+
 static void interpret(run_ctx_t *ctx, run_result_t *res)
 {
     const definition_t *def = ctx->def;
@@ -304,6 +315,9 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
         }
         const task_t *t = &def->tasks[pc];
         last_task = t->id;
+        if (!ctx->announced && t->type != TASK_SET && t->type != TASK_SWITCH &&
+            t->type != TASK_FAIL)
+            announce(ctx);
         int seq = ctx->step_seq++;
         int64_t started_at = clock_now_ms(), t0 = clock_mono_ms();
         outcome_t o;
@@ -337,12 +351,19 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
     res->output = output;
 }
 
+/* The `run` template root. Names and ids were validated when the run was made. */
 static json_t *run_object(const run_rec_t *rec)
 {
-    json_t *r = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i}", "id", rec->id, "integration",
-                          rec->integration, "version", rec->version, "root_id", rec->root_id,
-                          "depth", rec->depth, "attempt", rec->attempt);
-    json_object_set_new(r, "parent_id", rec->parent_id[0] ? json_string(rec->parent_id) : json_null());
+    json_t *r = json_object();
+    json_object_set_new_nocheck(r, "id", json_stringn_nocheck(rec->id, 36));
+    json_object_set_new_nocheck(r, "integration", json_string_nocheck(rec->integration));
+    json_object_set_new_nocheck(r, "version", json_integer(rec->version));
+    json_object_set_new_nocheck(r, "root_id", json_stringn_nocheck(rec->root_id, 36));
+    json_object_set_new_nocheck(r, "parent_id", rec->parent_id[0]
+                                                    ? json_stringn_nocheck(rec->parent_id, 36)
+                                                    : json_null());
+    json_object_set_new_nocheck(r, "depth", json_integer(rec->depth));
+    json_object_set_new_nocheck(r, "attempt", json_integer(rec->attempt));
     return r;
 }
 
@@ -362,11 +383,20 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
         .root = root,
         .parent = parent,
     };
-    ctx.live = live_register(eng, rec->id);
+    /* A sync child needs no entry in the live table: it is reachable only through its caller,
+     * which cancels it through the parent chain, and nobody can await it before it ends. */
+    live_run_t local;
+    if (parent) {
+        live_init(&local, rec->id);
+        ctx.live = &local;
+    } else {
+        ctx.live = live_register(eng, rec->id);
+    }
     rec->status = RUN_RUNNING;
     if (!rec->started_at)
         rec->started_at = clock_now_ms();
-    store_run_put(eng->store, rec);
+    if (!parent)
+        announce(&ctx);
 
     run_result_t res = {RUN_FAILED, NULL, NULL, 0};
     interpret(&ctx, &res);
@@ -378,7 +408,10 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     rec->error = json_incref(res.error);
     rec->finished_at = clock_now_ms();
     res.ticket = store_run_put(eng->store, rec);
-    live_finish(eng, ctx.live, res.status, res.output, res.error);
+    if (parent)
+        live_deinit(&local);
+    else
+        live_finish(eng, ctx.live, res.status, res.output, res.error);
 
     json_decref(ctx.tasks);
     json_decref(ctx.run);

@@ -84,8 +84,10 @@ static json_t *run(fixture_t *f, const char *name, const char *payload, exec_mod
     err_t err = {0};
     int rc = engine_execute(f->eng, &req, &out, &err);
     json_decref(p);
-    if (rc < 0)
-        return json_pack("{s:s, s:s}", "start_error", err_name(rc), "message", err.msg);
+    if (rc < 0) {
+        out = json_pack("{s:s, s:s}", "start_error", err_name(rc), "message", err.msg);
+        err_clear(&err);
+    }
     return out;
 }
 
