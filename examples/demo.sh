@@ -14,7 +14,8 @@ fi
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/braid-demo.XXXXXX")"
 trap 'rm -rf "$data"' EXIT
-braid() { "$BRAID" --data "$data" "$@"; }
+# The command comes first, then its options: braid COMMAND --data DIR ...
+braid() { local cmd="$1"; shift; "$BRAID" "$cmd" --data "$data" "$@"; }
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -45,7 +46,7 @@ step "The static call graph of the latest versions: braid graph"
 braid graph
 
 step "A bad order is refused by orders/validate (the run fails with invalid_order)"
-if braid run orders/intake --input @examples/orders/bad-order.json; then
+if braid run orders/intake --input @examples/orders/bad-order.json 2>&1; then
     echo "demo: the bad order was accepted" >&2
     exit 1
 fi

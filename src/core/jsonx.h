@@ -3,6 +3,7 @@
 #ifndef BRAID_CORE_JSONX_H
 #define BRAID_CORE_JSONX_H
 
+#include "core/buf.h"
 #include "core/err.h"
 
 #include <jansson.h>
@@ -24,6 +25,28 @@ json_t *jsonx_parse(const char *text, size_t len, const jsonx_limits_t *limits, 
 
 /* Compact JSON text of V (returned owned, free with free()). V may be any value. */
 char *jsonx_dump(const json_t *v);
+
+/* Append V's compact JSON text to B: the text jansson writes with JSON_COMPACT |
+ * JSON_ENCODE_ANY (keys in the object's order, the same escapes), except that reals take the
+ * shortest digits that read back as the same double (jsonx_format_real). NULL writes null.
+ * Much cheaper than jansson's dump: no callbacks, no loop bookkeeping, no printf. V must not
+ * contain itself. Any thread. */
+void jsonx_dump_buf(buf_t *b, const json_t *v);
+
+/* The same, but it stops as soon as B would hold more than MAX bytes and returns -1 (what was
+ * written so far stays in B); 0 when everything fits. */
+int jsonx_dump_buf_max(buf_t *b, const json_t *v, size_t max);
+
+/* Append the N bytes at P to B as a JSON string, quoted and escaped as jansson does. */
+void jsonx_put_string(buf_t *b, const char *p, size_t n);
+
+/* The shortest text that reads back as D, shaped as jansson shapes reals: an exponent without
+ * '+' or leading zeros, and ".0" when there is neither a point nor an exponent. Returns the
+ * length written to OUT (NUL-terminated). */
+size_t jsonx_format_real(double d, char out[40]);
+
+/* I in decimal, as printf's %lld writes it. Returns the length written to OUT (NUL-terminated). */
+size_t jsonx_format_int(long long i, char out[24]);
 
 /* Name of V's JSON type: "null", "boolean", "integer", "number", "string", "array", "object". */
 const char *jsonx_type_name(const json_t *v);

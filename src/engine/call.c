@@ -98,6 +98,7 @@ static int answer_existing(engine_t *eng, const char *id, bool async, int64_t de
                            call_result_t *res)
 {
     memcpy(res->run_id, id, UUID_STR_LEN);
+    res->async = async;
     await_run(eng, id, async ? 0 : deadline, res);
     return 0;
 }
@@ -208,6 +209,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     res->scheduled_at = rec->scheduled_at;
 
     if (async) {
+        res->async = true;
         json_decref(vars); /* bound again when the run starts */
         rec->status = spec->delay_ms > 0 ? RUN_SCHEDULED : RUN_QUEUED;
         res->status = rec->status;

@@ -416,7 +416,7 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
     int rc = engine_call(eng, &spec, &res, false, err);
     if (rc < 0)
         return rc;
-    if (run_status_finished(res.status)) {
+    if (!res.async) {
         run_rec_t *rec = NULL;
         /* The record is committed (engine_call waited), so the store has the whole of it. */
         rc = store_run_get(eng->store, res.run_id, &rec, err);

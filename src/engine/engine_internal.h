@@ -180,6 +180,7 @@ typedef struct call_result {
     json_t *error;  /* owned */
     int64_t scheduled_at;
     uint64_t ticket; /* store ticket of the run's last write */
+    bool async;      /* the call was async: answer with the run id, whatever its state */
 } call_result_t;
 
 void call_result_deinit(call_result_t *r);

@@ -121,7 +121,7 @@ static void call_one(call_job_t *job, const char *target, json_t *item, json_t *
         goto failed;
 
     memcpy(run_id, res.run_id, UUID_STR_LEN);
-    if (!run_status_finished(res.status) && res.status != RUN_RUNNING) {
+    if (res.async) {
         char when[32];
         clock_format_rfc3339(res.scheduled_at, when, sizeof when);
         *result = json_pack("{s:s, s:s, s:s}", "run_id", res.run_id, "status",

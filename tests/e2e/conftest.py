@@ -3,11 +3,11 @@
 Every test gets its own data directory. The binary is BRAID_BIN, else <repo>/build/braid.
 Run with Debian's Python: /usr/bin/python3 -m pytest -q tests/e2e
 """
+import datetime
 import json
 import os
 import re
 import subprocess
-import tempfile
 
 import pytest
 
@@ -36,6 +36,7 @@ class Braid:
         self.data = data
         self.tmp = tmp
         self._n = 0
+        self.last = None  # the CompletedProcess of the latest run_json
 
     def __call__(self, *args, input=None, timeout=60, env=None):
         """Run `braid ARGS... --data DATA` and return the CompletedProcess (text)."""
@@ -76,18 +77,26 @@ class Braid:
         """`braid run NAME --input PAYLOAD FLAGS...` (no --json); return the CompletedProcess."""
         args = ["run", name]
         if payload is not None:
-            args += ["--input", "@" + self.write(payload)]
+            args += ["--input", "@" + self.write(json.dumps(payload))]
         return self(*args, *flags, timeout=timeout)
 
     def run_json(self, name, payload=None, *flags, timeout=60):
         """`braid run NAME --input PAYLOAD FLAGS... --json`; return the parsed record."""
         r = self.run(name, payload, *flags, "--json", timeout=timeout)
+        self.last = r
         try:
-            return json.loads(r.stdout)
+            rec = json.loads(r.stdout)
         except ValueError:
             raise AssertionError(
                 f"run {name} --json printed no JSON (exit {r.returncode}):\n"
                 f"stdout: {r.stdout}\nstderr: {r.stderr}") from None
+        # Exit 0 when the run succeeded (or was queued), 1 when it failed.
+        status = rec.get("status") if isinstance(rec, dict) else None
+        if status in ("succeeded", "queued", "scheduled"):
+            assert r.returncode == 0, f"{name}: {status} but exit {r.returncode}: {r.stderr}"
+        elif status in ("failed", "cancelled"):
+            assert r.returncode == 1, f"{name}: {status} but exit {r.returncode}: {r.stderr}"
+        return rec
 
     def json(self, *args, ok=True, timeout=60):
         """Run a command with --json and return the parsed document."""
@@ -167,3 +176,10 @@ def by_integration(records, name):
 
 def assert_time(value):
     assert isinstance(value, str) and TIME_RE.match(value), f"not RFC 3339 UTC ms: {value!r}"
+
+
+def parse_time(value):
+    """Seconds since the epoch of an RFC 3339 UTC time with milliseconds ("...T...123Z")."""
+    assert_time(value)
+    return (datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+            .replace(tzinfo=datetime.timezone.utc).timestamp())

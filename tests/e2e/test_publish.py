@@ -297,8 +297,10 @@ def test_warning_when_new_callee_version_breaks_caller(braid):
     path = braid.write(breaking)
     out = braid.json("publish", path)
     assert out[0]["ok"] is True and out[0]["version"] == 3
-    warnings = " ".join(out[0]["warnings"])
-    assert "w/caller" in warnings and "w/other" in warnings
+    warned = {w["integration"]: w for w in out[0]["warnings"]}
+    assert set(warned) == {"w/caller", "w/other"}
+    assert warned["w/caller"]["task"] == "c" and warned["w/caller"]["version"] == 1
+    assert "'b'" in warned["w/caller"]["message"]
 
     breaking["description"] = "again"
     r = braid("publish", braid.write(breaking))
