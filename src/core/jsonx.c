@@ -4,6 +4,8 @@
 #include "core/xalloc.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,43 @@ static void position_of(const char *text, size_t pos, int *line, int *col)
     }
 }
 
+/* Jansson cannot hold NUL in object keys. A key with an escaped NUL (\u0000) gets U+FFFD in
+ * its place, escape for escape, so the document is still accepted and every position in it
+ * stays where it was. Returns a modified copy (owned) or NULL when no key needs it. */
+static char *replace_nul_in_keys(const char *text, size_t len)
+{
+    char *copy = NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '"')
+            continue;
+        size_t start = i++;
+        bool has_nul = false;
+        for (; i < len && text[i] != '"'; i++) {
+            if (text[i] == '\\' && i + 1 < len) {
+                if (i + 5 < len && memcmp(text + i, "\\u0000", 6) == 0)
+                    has_nul = true;
+                i++;
+            }
+        }
+        size_t end = i, j = i + 1;
+        while (j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r'))
+            j++;
+        if (!has_nul || j >= len || text[j] != ':')
+            continue;
+        if (!copy)
+            copy = xstrndup(text, len);
+        for (size_t k = start; k + 5 < end; k++) {
+            if (copy[k] == '\\' && memcmp(copy + k, "\\u0000", 6) == 0) {
+                memcpy(copy + k, "\\ufffd", 6);
+                k += 5;
+            } else if (copy[k] == '\\') {
+                k++;
+            }
+        }
+    }
+    return copy;
+}
+
 json_t *jsonx_parse(const char *text, size_t len, const jsonx_limits_t *limits, err_t *err)
 {
     size_t max_bytes = limits ? limits->max_bytes : 0;
@@ -75,11 +114,31 @@ json_t *jsonx_parse(const char *text, size_t len, const jsonx_limits_t *limits, 
         return NULL;
     }
 
+    /* A raw NUL byte is never valid JSON, but jansson stops reading at one as if the text
+     * ended there ("123\0" would parse as 123). */
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        int line, col;
+        position_of(text, (size_t)(nul - text), &line, &col);
+        err_set_detail(err, BR_EINPUT_INVALID,
+                       json_pack("{s:i, s:i, s:I}", "line", line, "column", col, "position",
+                                 (json_int_t)(nul - text)),
+                       "line %d, column %d: a NUL byte is not allowed in JSON text", line, col);
+        return NULL;
+    }
+
     size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
     if (limits && limits->reject_duplicate_keys)
         flags |= JSON_REJECT_DUPLICATES;
     json_error_t je;
     json_t *v = json_loadb(text, len, flags, &je);
+    if (!v && json_error_code(&je) == json_error_null_byte_in_key) {
+        char *fixed = replace_nul_in_keys(text, len);
+        if (fixed) {
+            v = json_loadb(fixed, len, flags, &je);
+            free(fixed);
+        }
+    }
     if (!v) {
         int line = je.line > 0 ? je.line : 1, col = je.column > 0 ? je.column : 1;
         err_set_detail(err, BR_EINPUT_INVALID,
@@ -94,6 +153,205 @@ char *jsonx_dump(const json_t *v)
 {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     return s ? s : xstrdup("null");
+}
+
+/* ---- the compact writer ---- */
+
+/* Room for EXTRA more bytes and the NUL after them, growing as buf.c grows a buffer. */
+static inline void room(buf_t *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+static inline void put_raw(buf_t *b, const char *p, size_t n)
+{
+    room(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void put_char(buf_t *b, char c)
+{
+    room(b, 1);
+    b->data[b->len++] = c;
+}
+
+size_t jsonx_format_int(long long i, char out[24])
+{
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t k = 0;
+    if (i < 0)
+        out[k++] = '-';
+    while (n)
+        out[k++] = tmp[--n];
+    out[k] = '\0';
+    return k;
+}
+
+size_t jsonx_format_real(double d, char out[40])
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 40, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    char *e = strchr(out, 'e');
+    if (e) {
+        char *w = e + 1;
+        if (*w == '-')
+            w++;
+        char *q = w;
+        if (*q == '+')
+            q++;
+        while (*q == '0' && q[1])
+            q++;
+        memmove(w, q, strlen(q) + 1);
+    } else if (!strchr(out, '.')) {
+        strcat(out, ".0");
+    }
+    return strlen(out);
+}
+
+/* Bytes that need an escape inside a JSON string: control characters, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+static void put_string(buf_t *b, const char *p, size_t n)
+{
+    room(b, n + 2);
+    b->data[b->len++] = '"';
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!needs_escape[c])
+            continue;
+        put_raw(b, p + from, i - from);
+        from = i + 1;
+        char esc[8] = {'\\', 0};
+        size_t k = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default: {
+            static const char hex[] = "0123456789ABCDEF";
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            k = 6;
+            break;
+        }
+        }
+        put_raw(b, esc, k);
+    }
+    put_raw(b, p + from, n - from);
+    put_char(b, '"');
+}
+
+void jsonx_put_string(buf_t *b, const char *p, size_t n)
+{
+    put_string(b, p, n);
+    b->data[b->len] = '\0';
+}
+
+/* Append V; -1 as soon as B holds more than MAX bytes. B is left without its NUL. */
+static int dump_value(buf_t *b, const json_t *v, size_t max)
+{
+    char num[40];
+    size_t n;
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT: {
+        put_char(b, '{');
+        bool first = true;
+        const char *key;
+        size_t klen;
+        json_t *child;
+        /* jansson's iteration macros take a non-const object; iterating does not modify it. */
+        json_object_keylen_foreach((json_t *)v, key, klen, child)
+        {
+            if (!first)
+                put_char(b, ',');
+            first = false;
+            if (b->len > max || klen + 2 > max - b->len)
+                return -1;
+            put_string(b, key, klen);
+            put_char(b, ':');
+            if (dump_value(b, child, max) < 0)
+                return -1;
+        }
+        put_char(b, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        put_char(b, '[');
+        size_t size = json_array_size(v);
+        for (size_t i = 0; i < size; i++) {
+            if (i)
+                put_char(b, ',');
+            if (dump_value(b, json_array_get(v, i), max) < 0)
+                return -1;
+        }
+        put_char(b, ']');
+        break;
+    }
+    case JSON_STRING:
+        n = json_string_length(v);
+        if (b->len > max || n + 2 > max - b->len)
+            return -1;
+        put_string(b, json_string_value(v), n);
+        break;
+    case JSON_INTEGER:
+        n = jsonx_format_int(json_integer_value(v), num);
+        put_raw(b, num, n);
+        break;
+    case JSON_REAL:
+        n = jsonx_format_real(json_real_value(v), num);
+        put_raw(b, num, n);
+        break;
+    case JSON_TRUE:
+        put_raw(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        put_raw(b, "false", 5);
+        break;
+    default:
+        put_raw(b, "null", 4);
+        break;
+    }
+    return b->len > max ? -1 : 0;
+}
+
+void jsonx_dump_buf(buf_t *b, const json_t *v)
+{
+    dump_value(b, v, SIZE_MAX);
+    b->data[b->len] = '\0';
+}
+
+int jsonx_dump_buf_max(buf_t *b, const json_t *v, size_t max)
+{
+    int rc = dump_value(b, v, max);
+    if (b->data)
+        b->data[b->len] = '\0';
+    return rc;
 }
 
 const char *jsonx_type_name(const json_t *v)

@@ -7,6 +7,7 @@
  */
 #include "core/template_internal.h"
 
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <limits.h>
@@ -329,122 +330,7 @@ static bool over(const ectx_t *cx, const buf_t *b, size_t extra)
     return b->len > cx->max || extra > cx->max - b->len;
 }
 
-/* The shortest text that reads back as D, shaped as jansson shapes reals: an exponent
- * without '+' or leading zeros, and ".0" when there is neither a point nor an exponent. */
-static size_t format_real(double d, char out[40])
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, 40, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            break;
-    }
-    char *e = strchr(out, 'e');
-    if (e) {
-        char *w = e + 1;
-        if (*w == '-')
-            w++;
-        char *q = w;
-        if (*q == '+')
-            q++;
-        while (*q == '0' && q[1])
-            q++;
-        memmove(w, q, strlen(q) + 1);
-    } else if (!strchr(out, '.')) {
-        strcat(out, ".0");
-    }
-    return strlen(out);
-}
-
-/* Append P (N bytes) as a JSON string, escaping as jansson does. */
-static int put_quoted(ectx_t *cx, buf_t *b, const char *p, size_t n)
-{
-    if (over(cx, b, n + 2))
-        return too_long(cx);
-    buf_putc(b, '"');
-    size_t from = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_append(b, p + from, i - from);
-        from = i + 1;
-        switch (c) {
-        case '"':
-            buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            buf_puts(b, "\\\\");
-            break;
-        case '\b':
-            buf_puts(b, "\\b");
-            break;
-        case '\f':
-            buf_puts(b, "\\f");
-            break;
-        case '\n':
-            buf_puts(b, "\\n");
-            break;
-        case '\r':
-            buf_puts(b, "\\r");
-            break;
-        case '\t':
-            buf_puts(b, "\\t");
-            break;
-        default:
-            buf_printf(b, "\\u%04X", c);
-            break;
-        }
-    }
-    buf_append(b, p + from, n - from);
-    buf_putc(b, '"');
-    return over(cx, b, 0) ? too_long(cx) : 0;
-}
-
-static int dump_val(ectx_t *cx, buf_t *b, const val_t *v);
-
-static int dump_json(ectx_t *cx, buf_t *b, const json_t *j)
-{
-    if (json_is_array(j)) {
-        buf_putc(b, '[');
-        size_t i;
-        json_t *child;
-        json_array_foreach(j, i, child)
-        {
-            if (i)
-                buf_putc(b, ',');
-            val_t v;
-            template_val_borrow(child, &v);
-            int rc = dump_val(cx, b, &v);
-            if (rc)
-                return rc;
-        }
-        buf_putc(b, ']');
-    } else {
-        buf_putc(b, '{');
-        bool first = true;
-        const char *key;
-        size_t klen;
-        json_t *child;
-        json_object_keylen_foreach((json_t *)j, key, klen, child)
-        {
-            if (!first)
-                buf_putc(b, ',');
-            first = false;
-            int rc = put_quoted(cx, b, key, klen);
-            if (rc)
-                return rc;
-            buf_putc(b, ':');
-            val_t v;
-            template_val_borrow(child, &v);
-            if ((rc = dump_val(cx, b, &v)))
-                return rc;
-        }
-        buf_putc(b, '}');
-    }
-    return over(cx, b, 0) ? too_long(cx) : 0;
-}
-
-/* Append V to B as compact JSON. */
+/* Append V to B as compact JSON (jsonx's writer), within CX->max bytes. */
 static int dump_val(ectx_t *cx, buf_t *b, const val_t *v)
 {
     char num[40];
@@ -457,17 +343,22 @@ static int dump_val(ectx_t *cx, buf_t *b, const val_t *v)
         buf_puts(b, v->u.b ? "true" : "false");
         break;
     case V_INT:
-        n = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, v->u.i);
+        n = jsonx_format_int(v->u.i, num);
         buf_append(b, num, n);
         break;
     case V_REAL:
-        n = format_real(v->u.r, num);
+        n = jsonx_format_real(v->u.r, num);
         buf_append(b, num, n);
         break;
     case V_STR:
-        return put_quoted(cx, b, v->u.s.p, v->u.s.n);
+        if (over(cx, b, v->u.s.n + 2))
+            return too_long(cx);
+        jsonx_put_string(b, v->u.s.p, v->u.s.n);
+        break;
     default:
-        return dump_json(cx, b, v->u.j);
+        if (jsonx_dump_buf_max(b, v->u.j, cx->max) < 0)
+            return too_long(cx);
+        break;
     }
     return over(cx, b, 0) ? too_long(cx) : 0;
 }

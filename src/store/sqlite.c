@@ -475,18 +475,12 @@ typedef struct span {
     bool null;
 } span_t;
 
-static int dump_cb(const char *buffer, size_t size, void *data)
-{
-    buf_append(data, buffer, size);
-    return 0;
-}
-
 static void dump_json(buf_t *b, const json_t *v, span_t *s)
 {
     s->null = v == NULL;
     s->off = b->len;
     if (v)
-        json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+        jsonx_dump_buf(b, v);
     s->len = b->len - s->off;
 }
 

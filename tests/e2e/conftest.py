@@ -45,13 +45,14 @@ class Braid:
         full_env.pop("BRAID_DATA", None)
         if env:
             full_env.update(env)
+        # errors="replace": a message may quote the invalid bytes of a refused document.
         return subprocess.run(cmd, input=input, capture_output=True, text=True,
-                              timeout=timeout, env=full_env)
+                              errors="replace", timeout=timeout, env=full_env)
 
     def popen(self, *args, **kw):
         cmd = [BIN, *[str(a) for a in args], "--data", self.data]
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, **kw)
+                                text=True, errors="replace", **kw)
 
     def write(self, content, suffix=".json"):
         """Write CONTENT (a str, or any JSON value) to a fresh file; return its path."""

@@ -1,0 +1,188 @@
+/* test_core.c - the standalone helpers of src/core: bounded JSON parsing, dotted paths, UUIDv7
+ * ids, the string map, RFC 3339 times and the error table. */
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/strmap.h"
+#include "core/uuid.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static json_t *parse(const char *text, size_t max_bytes, int max_depth, err_t *err)
+{
+    jsonx_limits_t lim = {max_bytes, max_depth, false};
+    return jsonx_parse(text, strlen(text), &lim, err);
+}
+
+static void test_core_parse_reports_line_and_column(void **state)
+{
+    (void)state;
+    err_t err = {0};
+    assert_null(parse("{\n  \"a\": 1,\n  \"b\": ]\n}", 0, 0, &err));
+    assert_int_equal(err.code, BR_EINPUT_INVALID);
+    assert_int_equal(json_integer_value(json_object_get(err.detail, "line")), 3);
+    assert_non_null(strstr(err.msg, "line 3"));
+    err_clear(&err);
+}
+
+static void test_core_parse_limits_size_and_depth(void **state)
+{
+    (void)state;
+    err_t err = {0};
+    assert_null(parse("[1, 2, 3, 4, 5]", 8, 0, &err));
+    assert_non_null(strstr(err.msg, "more than the limit of 8"));
+    err_clear(&err);
+    char deep[300];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    deep[200] = '\0';
+    assert_null(parse(deep, 0, 64, &err));
+    assert_non_null(strstr(err.msg, "deeper than the limit of 64"));
+    assert_int_equal(json_integer_value(json_object_get(err.detail, "column")), 65);
+    err_clear(&err);
+    json_t *ok = parse(deep, 0, 100, &err);
+    assert_non_null(ok);
+    json_decref(ok);
+}
+
+static void test_core_parse_refuses_raw_nul(void **state)
+{
+    (void)state;
+    err_t err = {0};
+    jsonx_limits_t lim = {0, 0, false};
+    assert_null(jsonx_parse("123\0", 4, &lim, &err));
+    assert_non_null(strstr(err.msg, "NUL byte"));
+    err_clear(&err);
+}
+
+static void test_core_parse_keeps_escaped_nul(void **state)
+{
+    (void)state;
+    err_t err = {0};
+    json_t *v = parse("{\"k\\u0000ey\": \"va\\u0000lue\"}", 0, 0, &err);
+    assert_non_null(v);
+    const char *key = json_object_iter_key(json_object_iter(v));
+    assert_string_equal(key, "k\xef\xbf\xbd" "ey"); /* U+FFFD: jansson keys cannot hold NUL */
+    json_t *val = json_object_iter_value(json_object_iter(v));
+    assert_int_equal(json_string_length(val), 6);
+    assert_memory_equal(json_string_value(val), "va\0lue", 6);
+    json_decref(v);
+}
+
+static void test_core_parse_scalars_and_duplicates(void **state)
+{
+    (void)state;
+    err_t err = {0};
+    json_t *v = parse("\"just a string\"", 0, 0, &err);
+    assert_string_equal(json_string_value(v), "just a string");
+    json_decref(v);
+    jsonx_limits_t strict = {0, 0, true};
+    assert_null(jsonx_parse("{\"a\":1,\"a\":2}", 13, &strict, &err));
+    err_clear(&err);
+}
+
+static void test_core_paths(void **state)
+{
+    (void)state;
+    json_t *doc = json_loads("{\"a\":{\"b\":[10,{\"c.d\":5}]},\"x\":1}", 0, NULL);
+    assert_int_equal(json_integer_value(jsonx_get_path(doc, "a.b[0]")), 10);
+    assert_int_equal(json_integer_value(jsonx_get_path(doc, "a.b.0")), 10);
+    assert_int_equal(json_integer_value(jsonx_get_path(doc, "a.b[1][\"c.d\"]")), 5);
+    assert_int_equal(json_integer_value(jsonx_get_path(doc, "a.b[-1][\"c.d\"]")), 5);
+    assert_null(jsonx_get_path(doc, "a.nope.deeper"));
+    assert_ptr_equal(jsonx_get_path(doc, ""), doc);
+    jsonx_set_dotted(doc, "customer.name", json_string("Ada"));
+    jsonx_set_dotted(doc, "x.y", json_integer(2)); /* replaces the integer x by an object */
+    assert_string_equal(json_string_value(jsonx_get_path(doc, "customer.name")), "Ada");
+    assert_int_equal(json_integer_value(jsonx_get_path(doc, "x.y")), 2);
+    json_decref(doc);
+}
+
+static void test_core_uuid_v7_sorts_by_time(void **state)
+{
+    (void)state;
+    char prev[UUID_STR_LEN] = "";
+    for (int i = 0; i < 10000; i++) {
+        char id[UUID_STR_LEN];
+        uuid_v7(id);
+        assert_true(uuid_valid(id));
+        assert_int_equal(id[14], '7');                   /* version */
+        assert_non_null(strchr("89ab", id[19]));         /* variant */
+        assert_true(strcmp(prev, id) < 0);
+        memcpy(prev, id, UUID_STR_LEN);
+    }
+    assert_false(uuid_valid("not-a-uuid"));
+    assert_false(uuid_valid("01a20479-7ae1-7000-8000-b6c405e0ba7g"));
+}
+
+static void test_core_strmap_grows_and_deletes(void **state)
+{
+    (void)state;
+    strmap_t *m = strmap_new();
+    char key[32];
+    for (long i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%ld", i);
+        assert_null(strmap_put(m, key, (void *)(i + 1)));
+    }
+    assert_int_equal(strmap_count(m), 5000);
+    for (long i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof key, "k%ld", i);
+        assert_ptr_equal(strmap_del(m, key), (void *)(i + 1));
+    }
+    for (long i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "k%ld", i);
+        assert_ptr_equal(strmap_get(m, key), i % 2 ? (void *)(i + 1) : NULL);
+    }
+    assert_int_equal(strmap_count(m), 2500);
+    strmap_free(m);
+}
+
+static void test_core_rfc3339_round_trip(void **state)
+{
+    (void)state;
+    char text[32];
+    clock_format_rfc3339(1795000000123LL, text, sizeof text);
+    assert_string_equal(text, "2026-11-18T11:06:40.123Z");
+    int64_t ms = 0;
+    assert_int_equal(clock_parse_rfc3339(text, &ms), 0);
+    assert_int_equal(ms, 1795000000123LL);
+    assert_int_equal(clock_parse_rfc3339("2026-11-18T12:06:40.123+01:00", &ms), 0);
+    assert_int_equal(ms, 1795000000123LL);
+    assert_int_equal(clock_parse_rfc3339("yesterday", &ms), -1);
+}
+
+static void test_core_error_table(void **state)
+{
+    (void)state;
+    assert_string_equal(err_name(BR_ETIMEOUT), "timeout");
+    assert_int_equal(err_code_by_name("call_depth_exceeded"), BR_ECALL_DEPTH_EXCEEDED);
+    assert_int_equal(err_code_by_name("out_of_stock"), 0);
+    assert_true(err_retryable(BR_ETIMEOUT));
+    assert_true(err_retryable(BR_EINTERRUPTED));
+    assert_true(err_retryable(BR_ECONCURRENCY_LIMIT));
+    assert_false(err_retryable(BR_EINPUT_INVALID));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_core_parse_reports_line_and_column),
+        cmocka_unit_test(test_core_parse_limits_size_and_depth),
+        cmocka_unit_test(test_core_parse_refuses_raw_nul),
+        cmocka_unit_test(test_core_parse_keeps_escaped_nul),
+        cmocka_unit_test(test_core_parse_scalars_and_duplicates),
+        cmocka_unit_test(test_core_paths),
+        cmocka_unit_test(test_core_uuid_v7_sorts_by_time),
+        cmocka_unit_test(test_core_strmap_grows_and_deletes),
+        cmocka_unit_test(test_core_rfc3339_round_trip),
+        cmocka_unit_test(test_core_error_table),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
