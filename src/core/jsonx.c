@@ -185,20 +185,33 @@ static inline void put_char(buf_t *b, char c)
 
 size_t jsonx_format_int(long long i, char out[24])
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                   "31323334353637383940414243444546474849505152535455565758596061"
+                                   "62636465666768697071727374757677787980818283848586878889909192"
+                                   "939495969798999";
     char tmp[24];
-    size_t n = 0;
+    char *end = tmp + sizeof tmp, *q = end;
     unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t k = 0;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        q -= 2;
+        q[0] = pairs[d];
+        q[1] = pairs[d + 1];
+    }
+    if (u >= 10) {
+        q -= 2;
+        q[0] = pairs[u * 2];
+        q[1] = pairs[u * 2 + 1];
+    } else {
+        *--q = (char)('0' + u);
+    }
     if (i < 0)
-        out[k++] = '-';
-    while (n)
-        out[k++] = tmp[--n];
-    out[k] = '\0';
-    return k;
+        *--q = '-';
+    size_t n = (size_t)(end - q);
+    memcpy(out, q, n);
+    out[n] = '\0';
+    return n;
 }
 
 size_t jsonx_format_real(double d, char out[40])
@@ -231,40 +244,67 @@ static const unsigned char needs_escape[256] = {
     ['"'] = 1, ['\\'] = 1,
 };
 
+/* The offset of the first byte of P[0..N) that needs an escape, or N. Eight bytes at a time:
+ * a byte below 0x20, a '"' or a '\\' sets the high bit of its lane. */
+static size_t clean_prefix(const char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t q = x ^ (ones * '"'), s = x ^ (ones * '\\');
+        uint64_t hit = ((x - ones * 0x20) | (q - ones) | (s - ones)) & ~x & highs;
+        if (hit)
+            break;
+    }
+    for (; i < n; i++)
+        if (needs_escape[(unsigned char)p[i]])
+            return i;
+    return n;
+}
+
 static void put_string(buf_t *b, const char *p, size_t n)
 {
     room(b, n + 2);
-    b->data[b->len++] = '"';
-    size_t from = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!needs_escape[c])
-            continue;
-        put_raw(b, p + from, i - from);
-        from = i + 1;
-        char esc[8] = {'\\', 0};
-        size_t k = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default: {
-            static const char hex[] = "0123456789ABCDEF";
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            k = 6;
-            break;
+    char *d = b->data + b->len;
+    *d++ = '"';
+    size_t i = clean_prefix(p, n);
+    memcpy(d, p, i);
+    b->len += i + 1;
+    if (i < n) {
+        size_t from = i;
+        for (; i < n; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (!needs_escape[c])
+                continue;
+            put_raw(b, p + from, i - from);
+            from = i + 1;
+            char esc[8] = {'\\', 0};
+            size_t k = 2;
+            switch (c) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\b': esc[1] = 'b'; break;
+            case '\f': esc[1] = 'f'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            default: {
+                static const char hex[] = "0123456789ABCDEF";
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                k = 6;
+                break;
+            }
+            }
+            put_raw(b, esc, k);
         }
-        }
-        put_raw(b, esc, k);
+        put_raw(b, p + from, n - from);
+        room(b, 1);
     }
-    put_raw(b, p + from, n - from);
-    put_char(b, '"');
+    b->data[b->len++] = '"';
 }
 
 void jsonx_put_string(buf_t *b, const char *p, size_t n)
@@ -282,20 +322,18 @@ static int dump_value(buf_t *b, const json_t *v, size_t max)
     case JSON_OBJECT: {
         put_char(b, '{');
         bool first = true;
-        const char *key;
-        size_t klen;
-        json_t *child;
-        /* jansson's iteration macros take a non-const object; iterating does not modify it. */
-        json_object_keylen_foreach((json_t *)v, key, klen, child)
-        {
+        /* jansson's iterators take a non-const object; iterating does not modify it. */
+        for (void *it = json_object_iter((json_t *)v); it;
+             it = json_object_iter_next((json_t *)v, it)) {
             if (!first)
                 put_char(b, ',');
             first = false;
+            size_t klen = json_object_iter_key_len(it);
             if (b->len > max || klen + 2 > max - b->len)
                 return -1;
-            put_string(b, key, klen);
+            put_string(b, json_object_iter_key(it), klen);
             put_char(b, ':');
-            if (dump_value(b, child, max) < 0)
+            if (dump_value(b, json_object_iter_value(it), max) < 0)
                 return -1;
         }
         put_char(b, '}');

@@ -60,6 +60,8 @@ int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t
     pthread_mutex_init(&eng->live_mu, NULL);
     pthread_mutex_init(&eng->roots_mu, NULL);
     pthread_mutex_init(&eng->conc_mu, NULL);
+    pthread_mutex_init(&eng->watch_mu, NULL);
+    pthread_cond_init(&eng->watch_cv, NULL);
     eng->live = strmap_new();
     eng->roots = strmap_new();
     eng->running = strmap_new();
@@ -72,6 +74,15 @@ void engine_free(engine_t *eng)
     if (!eng)
         return;
     engine_stop(eng, 0);
+    pthread_mutex_lock(&eng->watch_mu);
+    bool joined = eng->watching;
+    eng->watch_stop = true;
+    pthread_cond_signal(&eng->watch_cv);
+    pthread_mutex_unlock(&eng->watch_mu);
+    if (joined)
+        pthread_join(eng->watcher, NULL);
+    pthread_mutex_destroy(&eng->watch_mu);
+    pthread_cond_destroy(&eng->watch_cv);
     registry_free(eng->reg);
     strmap_free(eng->live);
     strmap_free(eng->roots);
@@ -162,6 +173,67 @@ void live_release(engine_t *eng, live_run_t *lr)
     pthread_mutex_unlock(&eng->live_mu);
     if (left == 0)
         live_destroy(lr);
+}
+
+/* ---- cancellations asked elsewhere --------------------------------------------------------- */
+
+static void flag_ids(engine_t *eng, json_t *ids)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        live_run_t *lr = live_acquire(eng, json_string_value(id));
+        if (lr) {
+            atomic_store(&lr->cancel, 1);
+            live_release(eng, lr);
+        }
+    }
+}
+
+void engine_poll_cancellations(engine_t *eng)
+{
+    /* Runs claimed from the queue carry our owner; runs started here directly (roots of
+     * `braid run`, later HTTP requests) carry none. */
+    json_t *ids = NULL;
+    if (store_cancel_requested(eng->store, eng->owner, &ids, NULL) == 0)
+        flag_ids(eng, ids);
+    json_decref(ids);
+    ids = NULL;
+    if (store_cancel_requested(eng->store, NULL, &ids, NULL) == 0)
+        flag_ids(eng, ids);
+    json_decref(ids);
+}
+
+#define WATCH_EVERY_MS 250
+
+static void *watcher_main(void *arg)
+{
+    engine_t *eng = arg;
+    pthread_mutex_lock(&eng->watch_mu);
+    while (!eng->watch_stop) {
+        cond_wait_until(&eng->watch_cv, &eng->watch_mu, NO_DEADLINE, WATCH_EVERY_MS);
+        if (eng->watch_stop)
+            break;
+        pthread_mutex_lock(&eng->live_mu);
+        bool any = strmap_count(eng->live) > 0;
+        pthread_mutex_unlock(&eng->live_mu);
+        if (!any)
+            continue;
+        pthread_mutex_unlock(&eng->watch_mu);
+        engine_poll_cancellations(eng);
+        pthread_mutex_lock(&eng->watch_mu);
+    }
+    pthread_mutex_unlock(&eng->watch_mu);
+    return NULL;
+}
+
+void engine_watch_cancellations(engine_t *eng)
+{
+    pthread_mutex_lock(&eng->watch_mu);
+    if (!eng->watching && !eng->watch_stop)
+        eng->watching = pthread_create(&eng->watcher, NULL, watcher_main, eng) == 0;
+    pthread_mutex_unlock(&eng->watch_mu);
 }
 
 /* ---- roots of call trees -------------------------------------------------------------------- */
@@ -435,6 +507,7 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
 int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t *err)
 {
     *out = NULL;
+    engine_watch_cancellations(eng);
     if (!req->trigger_id) {
         if (!req->integration)
             return err_set(err, BR_EUSAGE, "no integration named");

@@ -68,7 +68,19 @@ struct engine {
     strmap_t *running; /* integration name -> (intptr_t) runs executing here */
 
     scheduler_t *sched; /* NULL until engine_start */
+
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
+    pthread_t watcher;   /* polls the store for cancellations asked by other processes */
+    bool watching;       /* under watch_mu */
+    bool watch_stop;     /* under watch_mu */
 };
+
+/* Set the cancel flag of every run executing here whose cancellation another process asked
+ * for (in the store). Cheap: one indexed read of running rows. */
+void engine_poll_cancellations(engine_t *eng);
+/* Start the watcher thread once (it calls engine_poll_cancellations every 250 ms). */
+void engine_watch_cancellations(engine_t *eng);
 
 live_run_t *live_register(engine_t *eng, const char *id);
 /* A live run in the caller's storage, not in the table (for sync children). */

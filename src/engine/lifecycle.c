@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#define CANCEL_WAIT_MS 3000 /* longest engine_cancel waits for a running run to stop */
+
 int engine_start(engine_t *eng, err_t *err)
 {
     if (eng->sched)
@@ -77,14 +79,17 @@ int engine_cancel(engine_t *eng, const char *run_id, json_t **out, err_t *err)
         }
     }
     json_decref(running);
-    /* A run executing here stops at its next check; give it a moment so the answer shows it. */
-    for (int waited = 0; waited < 2000; waited += 10) {
-        live_run_t *still = live_acquire(eng, run_id);
-        if (!still)
+    /* The run stops at its next check: here at once, in another process when its watcher
+     * polls (every 250 ms). Wait a little so the answer shows the outcome, not "running". */
+    for (int waited = 0; waited < CANCEL_WAIT_MS; waited += 20) {
+        store_flush(eng->store, NULL);
+        run_rec_t *rec = NULL;
+        bool done = store_run_get(eng->store, run_id, &rec, NULL) == 0 &&
+                    run_status_finished(rec->status);
+        run_rec_free(rec);
+        if (done)
             break;
-        live_release(eng, still);
-        clock_sleep_ms(10);
+        clock_sleep_ms(20);
     }
-    store_flush(eng->store, NULL);
     return engine_run_get(eng, run_id, out, err);
 }

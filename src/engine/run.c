@@ -331,9 +331,18 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
 
         int next = route(t, &o);
         if (next == ROUTE_FAIL) {
-            bool cancelled = run_cancelled(ctx);
-            res->status = cancelled ? RUN_CANCELLED : RUN_FAILED;
-            res->error = json_deep_copy(o.error);
+            /* A child cancelled with us may be seen before our own flag arrives from the
+             * process that asked: look once more before calling this a plain failure. */
+            const char *code = json_string_value(json_object_get(o.error, "code"));
+            if (code && strcmp(code, "cancelled") == 0 && !run_cancelled(ctx))
+                engine_poll_cancellations(ctx->eng);
+            if (run_cancelled(ctx)) {
+                res->status = RUN_CANCELLED;
+                res->error = run_error(ctx, "cancelled", "the run was cancelled", t->id);
+            } else {
+                res->status = RUN_FAILED;
+                res->error = json_deep_copy(o.error);
+            }
             outcome_deinit(&o);
             return;
         }

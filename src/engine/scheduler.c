@@ -59,24 +59,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void pass_on_cancellations(engine_t *eng)
-{
-    json_t *ids = NULL;
-    if (store_cancel_requested(eng->store, eng->owner, &ids, NULL) < 0)
-        return;
-    size_t i;
-    json_t *id;
-    json_array_foreach(ids, i, id)
-    {
-        live_run_t *lr = live_acquire(eng, json_string_value(id));
-        if (lr) {
-            atomic_store(&lr->cancel, 1);
-            live_release(eng, lr);
-        }
-    }
-    json_decref(ids);
-}
-
 #define PURGE_EVERY_MS (3600LL * 1000)
 
 static void purge_old_history(engine_t *eng, int64_t now)
@@ -100,7 +82,6 @@ static void housekeeping(scheduler_t *s, int64_t *next_lease, int64_t *next_reco
     }
     if (now >= *next_lease) {
         store_lease_renew(eng->store, eng->owner, now + eng->cfg.lease_ms, NULL);
-        pass_on_cancellations(eng);
         *next_lease = now + eng->cfg.lease_ms / 6;
     }
     if (now >= *next_recover) {
@@ -194,6 +175,7 @@ int scheduler_start(engine_t *eng, err_t *err)
         log_event(LOG_INFO, "recovered interrupted runs",
                   json_pack("{s:i, s:i}", "requeued", requeued, "failed", failed));
 
+    engine_watch_cancellations(eng);
     scheduler_t *s = XNEW(scheduler_t);
     s->eng = eng;
     pthread_mutex_init(&s->mu, NULL);

@@ -141,6 +141,14 @@ void task_await_exec(run_ctx_t *ctx, const task_t *t, int64_t attempt_deadline, 
             impossible = !met && (succeeded + (n - finished) < need ||
                                   (aw->tolerate_failures && failed > aw->tolerate_failures));
         }
+        if (impossible && !run_cancelled(ctx)) {
+            /* Awaited runs cancelled along with this one? Then this is a cancellation. */
+            for (int i = 0; i < n; i++)
+                if (list[i].status == RUN_CANCELLED) {
+                    engine_poll_cancellations(ctx->eng);
+                    break;
+                }
+        }
         if (met || impossible)
             break;
         if ((cancelled = run_cancelled(ctx)))
@@ -172,6 +180,8 @@ void task_await_exec(run_ctx_t *ctx, const task_t *t, int64_t attempt_deadline, 
         out->success = true;
         return;
     }
+    if (run_cancelled(ctx))
+        cancelled = true;
     json_t *detail = json_pack("{s:i, s:i, s:i, s:i}", "succeeded", succeeded, "failed", failed,
                                "finished", finished, "total", n);
     if (cancelled)

@@ -492,13 +492,17 @@ static void bind_span(sqlite3_stmt *st, int i, const buf_t *b, const span_t *s)
         sqlite3_bind_text(st, i, b->data + s->off, (int)s->len, SQLITE_STATIC);
 }
 
+/* The statement writing 2^K rows (K < be->put_log_max + 1) of runs (RUNS) or steps: HEAD,
+ * 2^K groups of COLS parameters, TAIL. Prepared on first use and kept. */
+static int put_stmt(store_backend_t *be, bool runs, int k, sqlite3_stmt **out, err_t *err);
+
 /* An upsert, not INSERT OR REPLACE: the queue's own columns (owner, lease_until,
  * cancel_requested) belong to claims and cancels and must survive the engine's puts. A put
  * from an older attempt never overwrites a newer attempt (a run taken over after its lease
  * ran out). */
-static const char SQL_RUN_PUT[] =
-    "INSERT INTO runs(" SQ_RUN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-    " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+#define RUN_PUT_COLS 24
+static const char SQL_RUN_PUT_HEAD[] = "INSERT INTO runs(" SQ_RUN_COLS ") VALUES ";
+static const char SQL_RUN_PUT_TAIL[] =
     " ON CONFLICT(id) DO UPDATE SET integration=excluded.integration,"
     " version=excluded.version, status=excluded.status, trigger_type=excluded.trigger_type,"
     " trigger_info=excluded.trigger_info, parent_id=excluded.parent_id,"
@@ -512,73 +516,155 @@ static const char SQL_RUN_PUT[] =
     " idempotency_key=excluded.idempotency_key"
     " WHERE excluded.attempt >= runs.attempt";
 
-static int w_run_put(store_backend_t *be, const run_rec_t *r, err_t *err)
-{
-    sqlite3_stmt *st;
-    int rc = sq_prepare(be->w, SQL_RUN_PUT, &st, err);
-    if (rc < 0)
-        return rc;
-    span_t info, input, output, error;
-    buf_reset(&be->json);
-    dump_json(&be->json, r->trigger_info, &info);
-    dump_json(&be->json, r->input, &input);
-    dump_json(&be->json, r->output, &output);
-    dump_json(&be->json, r->error, &error);
+#define STEP_PUT_COLS 11
+static const char SQL_STEP_PUT_HEAD[] =
+    "INSERT OR REPLACE INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
+    " started_at, duration_ms, result, error) VALUES ";
 
-    sq_bind_str(st, 1, r->id);
-    sq_bind_str(st, 2, r->integration ? r->integration : "");
-    sqlite3_bind_int(st, 3, r->version);
-    sq_bind_str(st, 4, run_status_name(r->status));
-    sq_bind_str(st, 5, r->trigger);
-    bind_span(st, 6, &be->json, &info);
-    sq_bind_str(st, 7, r->parent_id[0] ? r->parent_id : NULL);
-    sq_bind_str(st, 8, r->root_id[0] ? r->root_id : r->id);
-    sqlite3_bind_int(st, 9, r->depth);
-    sq_bind_str(st, 10, r->task);
-    sqlite3_bind_int(st, 11, r->parent_step);
-    sqlite3_bind_int(st, 12, r->sync_child);
-    sqlite3_bind_int(st, 13, r->detached);
-    sqlite3_bind_int(st, 14, r->retry_on_interrupt);
-    bind_span(st, 15, &be->json, &input);
-    bind_span(st, 16, &be->json, &output);
-    bind_span(st, 17, &be->json, &error);
-    sqlite3_bind_int64(st, 18, r->created_at);
-    sqlite3_bind_int64(st, 19, r->scheduled_at);
-    sqlite3_bind_int64(st, 20, r->started_at);
-    sqlite3_bind_int64(st, 21, r->finished_at);
-    sqlite3_bind_int64(st, 22, r->deadline_at);
-    sqlite3_bind_int(st, 23, r->attempt);
-    sq_bind_str(st, 24, r->idempotency_key);
-    return step_done(be->w->db, st, err, "cannot write a run");
+#define PUT_ROWS_MAX (1 << (SQ_PUT_SIZES - 1))
+
+static int put_stmt(store_backend_t *be, bool runs, int k, sqlite3_stmt **out, err_t *err)
+{
+    sqlite3_stmt **slot = runs ? &be->run_put[k] : &be->step_put[k];
+    if (*slot) {
+        *out = *slot;
+        return 0;
+    }
+    int rows = 1 << k, cols = runs ? RUN_PUT_COLS : STEP_PUT_COLS;
+    buf_t sql = BUF_INIT;
+    buf_puts(&sql, runs ? SQL_RUN_PUT_HEAD : SQL_STEP_PUT_HEAD);
+    for (int i = 0; i < rows; i++) {
+        buf_puts(&sql, i ? ",(?" : "(?");
+        for (int c = 1; c < cols; c++)
+            buf_puts(&sql, ",?");
+        buf_putc(&sql, ')');
+    }
+    if (runs)
+        buf_puts(&sql, SQL_RUN_PUT_TAIL);
+    int rc = 0;
+    if (sqlite3_prepare_v3(be->w->db, sql.data, (int)sql.len, SQLITE_PREPARE_PERSISTENT, slot,
+                           NULL) != SQLITE_OK)
+        rc = sq_fail(be->w->db, err, "cannot prepare a statement");
+    buf_deinit(&sql);
+    *out = *slot;
+    return rc;
 }
 
-static const char SQL_STEP_PUT[] =
-    "INSERT OR REPLACE INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
-    " started_at, duration_ms, result, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11)";
-
-static int w_step_put(store_backend_t *be, const step_rec_t *s, err_t *err)
+/* The largest 2^k rows, at most N, that one put statement writes. */
+static int put_log(const store_backend_t *be, size_t n)
 {
-    sqlite3_stmt *st;
-    int rc = sq_prepare(be->w, SQL_STEP_PUT, &st, err);
-    if (rc < 0)
-        return rc;
-    span_t result, error;
-    buf_reset(&be->json);
-    dump_json(&be->json, s->result, &result);
-    dump_json(&be->json, s->error, &error);
-    sq_bind_str(st, 1, s->run_id);
-    sqlite3_bind_int(st, 2, s->attempt);
-    sqlite3_bind_int(st, 3, s->seq);
-    sq_bind_str(st, 4, s->task_id);
-    sq_bind_str(st, 5, s->type);
-    sq_bind_str(st, 6, s->status);
-    sqlite3_bind_int(st, 7, s->task_attempt);
-    sqlite3_bind_int64(st, 8, s->started_at);
-    sqlite3_bind_int64(st, 9, s->duration_ms);
-    bind_span(st, 10, &be->json, &result);
-    bind_span(st, 11, &be->json, &error);
-    return step_done(be->w->db, st, err, "cannot write a step");
+    int k = be->put_log_max;
+    while (k > 0 && ((size_t)1 << k) > n)
+        k--;
+    return k;
+}
+
+/* S (NULL binds NULL) as static text with its length given: SQLite's own length count goes
+ * byte by byte. */
+static inline void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, (int)strlen(s), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Bind run R as the row whose first parameter is B + 1; its JSON is in be->json at SP. */
+static void bind_run(sqlite3_stmt *st, int b, const run_rec_t *r, const buf_t *json,
+                     const span_t sp[4])
+{
+    bind_text(st, b + 1, r->id);
+    bind_text(st, b + 2, r->integration ? r->integration : "");
+    sqlite3_bind_int(st, b + 3, r->version);
+    bind_text(st, b + 4, run_status_name(r->status));
+    bind_text(st, b + 5, r->trigger);
+    bind_span(st, b + 6, json, &sp[0]);
+    bind_text(st, b + 7, r->parent_id[0] ? r->parent_id : NULL);
+    bind_text(st, b + 8, r->root_id[0] ? r->root_id : r->id);
+    sqlite3_bind_int(st, b + 9, r->depth);
+    bind_text(st, b + 10, r->task);
+    sqlite3_bind_int(st, b + 11, r->parent_step);
+    sqlite3_bind_int(st, b + 12, r->sync_child);
+    sqlite3_bind_int(st, b + 13, r->detached);
+    sqlite3_bind_int(st, b + 14, r->retry_on_interrupt);
+    bind_span(st, b + 15, json, &sp[1]);
+    bind_span(st, b + 16, json, &sp[2]);
+    bind_span(st, b + 17, json, &sp[3]);
+    sqlite3_bind_int64(st, b + 18, r->created_at);
+    sqlite3_bind_int64(st, b + 19, r->scheduled_at);
+    sqlite3_bind_int64(st, b + 20, r->started_at);
+    sqlite3_bind_int64(st, b + 21, r->finished_at);
+    sqlite3_bind_int64(st, b + 22, r->deadline_at);
+    sqlite3_bind_int(st, b + 23, r->attempt);
+    bind_text(st, b + 24, r->idempotency_key);
+}
+
+static int w_run_put(store_backend_t *be, run_rec_t *const *runs, size_t n, err_t *err)
+{
+    span_t spans[PUT_ROWS_MAX][4];
+    while (n > 0) {
+        int k = put_log(be, n);
+        size_t rows = (size_t)1 << k;
+        sqlite3_stmt *st;
+        int rc = put_stmt(be, true, k, &st, err);
+        if (rc < 0)
+            return rc;
+        buf_reset(&be->json);
+        for (size_t i = 0; i < rows; i++) {
+            dump_json(&be->json, runs[i]->trigger_info, &spans[i][0]);
+            dump_json(&be->json, runs[i]->input, &spans[i][1]);
+            dump_json(&be->json, runs[i]->output, &spans[i][2]);
+            dump_json(&be->json, runs[i]->error, &spans[i][3]);
+        }
+        for (size_t i = 0; i < rows; i++)
+            bind_run(st, (int)i * RUN_PUT_COLS, runs[i], &be->json, spans[i]);
+        if ((rc = step_done(be->w->db, st, err, "cannot write a run")) < 0)
+            return rc;
+        runs += rows;
+        n -= rows;
+    }
+    return 0;
+}
+
+static void bind_step(sqlite3_stmt *st, int b, const step_rec_t *s, const buf_t *json,
+                      const span_t sp[2])
+{
+    bind_text(st, b + 1, s->run_id);
+    sqlite3_bind_int(st, b + 2, s->attempt);
+    sqlite3_bind_int(st, b + 3, s->seq);
+    bind_text(st, b + 4, s->task_id);
+    bind_text(st, b + 5, s->type);
+    bind_text(st, b + 6, s->status);
+    sqlite3_bind_int(st, b + 7, s->task_attempt);
+    sqlite3_bind_int64(st, b + 8, s->started_at);
+    sqlite3_bind_int64(st, b + 9, s->duration_ms);
+    bind_span(st, b + 10, json, &sp[0]);
+    bind_span(st, b + 11, json, &sp[1]);
+}
+
+static int w_step_put(store_backend_t *be, step_rec_t *const *steps, size_t n, err_t *err)
+{
+    span_t spans[PUT_ROWS_MAX][2];
+    while (n > 0) {
+        int k = put_log(be, n);
+        size_t rows = (size_t)1 << k;
+        sqlite3_stmt *st;
+        int rc = put_stmt(be, false, k, &st, err);
+        if (rc < 0)
+            return rc;
+        buf_reset(&be->json);
+        for (size_t i = 0; i < rows; i++) {
+            dump_json(&be->json, steps[i]->result, &spans[i][0]);
+            dump_json(&be->json, steps[i]->error, &spans[i][1]);
+        }
+        for (size_t i = 0; i < rows; i++)
+            bind_step(st, (int)i * STEP_PUT_COLS, steps[i], &be->json, spans[i]);
+        if ((rc = step_done(be->w->db, st, err, "cannot write a step")) < 0)
+            return rc;
+        steps += rows;
+        n -= rows;
+    }
+    return 0;
 }
 
 /* ---- the write side: integrations ------------------------------------------------------------ */
@@ -1089,6 +1175,10 @@ static void backend_close(store_backend_t *be)
         be->idle = c->next;
         conn_close(c);
     }
+    for (int k = 0; k < SQ_PUT_SIZES; k++) {
+        sqlite3_finalize(be->run_put[k]);
+        sqlite3_finalize(be->step_put[k]);
+    }
     conn_close(be->w);
     if (be->engine_fd >= 0)
         close(be->engine_fd); /* drops the engine's shared lock */
@@ -1148,8 +1238,13 @@ int sqlite_backend_open(const char *path, int busy_timeout_ms, store_backend_t *
     pthread_mutex_init(&be->lock_mu, NULL);
     be->engine_fd = be->gate_fd = -1;
     int rc = conn_open(be, false, &be->w, err);
-    if (rc == 0)
+    if (rc == 0) {
+        int vars = sqlite3_limit(be->w->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+        while (be->put_log_max < SQ_PUT_SIZES - 1 &&
+               (2 << be->put_log_max) * RUN_PUT_COLS <= vars)
+            be->put_log_max++;
         rc = migrate(be, err);
+    }
     if (rc < 0) {
         backend_close(be);
         return rc;

@@ -17,6 +17,7 @@
 
 #define SQ_CACHE 64   /* prepared statements per connection (open addressing) */
 #define SQ_READERS 16 /* most read connections open at once */
+#define SQ_PUT_SIZES 7  /* multi-row put statements of 1, 2, 4, ... 64 rows */
 
 typedef struct sq_conn {
     sqlite3 *db;
@@ -32,6 +33,12 @@ struct store_backend {
     int busy_ms;
     sq_conn_t *w; /* the writer thread's connection */
     buf_t json;   /* the writer thread's scratch for JSON text */
+    /* The writer's multi-row puts: [k] writes 2^k rows in one statement, prepared on first use.
+     * Rows of one statement share its cursors, so index entries that land at the end of
+     * their index (ids, times and parents grow) are appended without a search from the root. */
+    sqlite3_stmt *run_put[SQ_PUT_SIZES];
+    sqlite3_stmt *step_put[SQ_PUT_SIZES];
+    int put_log_max; /* the largest k the connection's variable limit allows */
 
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;

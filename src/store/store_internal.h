@@ -105,8 +105,10 @@ typedef struct store_backend_ops {
     int (*savepoint)(store_backend_t *be, err_t *err);
     int (*release)(store_backend_t *be, bool keep, err_t *err); /* keep=false rolls back */
     bool (*in_transaction)(store_backend_t *be);
-    int (*run_put)(store_backend_t *be, const run_rec_t *r, err_t *err);
-    int (*step_put)(store_backend_t *be, const step_rec_t *s, err_t *err);
+    /* Upsert N runs / steps, in order (a later one of the same key wins). Many at once: a
+     * backend writes them with few statements. */
+    int (*run_put)(store_backend_t *be, run_rec_t *const *runs, size_t n, err_t *err);
+    int (*step_put)(store_backend_t *be, step_rec_t *const *steps, size_t n, err_t *err);
     int (*exec)(store_backend_t *be, store_op_t *op, err_t *err);
 
     /* Any thread: the read side of store.h, with the same contracts. */

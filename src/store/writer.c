@@ -49,6 +49,22 @@ typedef struct itemvec {
     size_t n, cap;
 } itemvec_t;
 
+/* The copies of a batch's records live in a bump arena that is emptied, not freed, when the
+ * batch is done: a put costs its caller no malloc and the writer no free (a free of memory
+ * another thread allocated is slow in glibc). Only the JSON values are referenced. */
+#define ARENA_CHUNK (64 * 1024)
+#define ARENA_KEEP (4 * 1024 * 1024) /* bytes of chunks an emptied arena keeps for reuse */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t cap, used;
+    _Alignas(16) char data[];
+} chunk_t;
+
+typedef struct arena {
+    chunk_t *head; /* the chunk being filled; full ones follow */
+} arena_t;
+
 typedef struct failure {
     uint64_t lo, hi; /* tickets of the failed batch */
     int code;
@@ -68,6 +84,7 @@ struct writer {
 
     /* Guarded by mu. */
     itemvec_t pending;
+    arena_t pending_arena; /* the copies of pending's records */
     uint32_t *slots; /* run id -> index + 1 in pending, for coalescing; 0 = empty slot */
     size_t slot_cap; /* a power of two, or 0 */
     size_t slot_used;
@@ -84,6 +101,10 @@ struct writer {
 
     /* The writer thread's own. */
     itemvec_t active;
+    arena_t active_arena;
+    run_rec_t **runs; /* the puts of one stretch between ops, handed to the backend at once */
+    step_rec_t **steps;
+    size_t runs_cap, steps_cap;
 
     atomic_uint_fast64_t commits;
 };
@@ -102,6 +123,123 @@ static void vec_push(itemvec_t *v, item_t it)
         v->v = xrealloc(v->v, v->cap * sizeof *v->v);
     }
     v->v[v->n++] = it;
+}
+
+/* ---- record copies ---------------------------------------------------------------------------- */
+
+/* N bytes (16-aligned) from A. */
+static void *arena_alloc(arena_t *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    chunk_t *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        /* An emptied chunk further down the list is reused before a new one is made. */
+        chunk_t **pp = c ? &c->next : &a->head;
+        while (*pp && (*pp)->cap - (*pp)->used < n)
+            pp = &(*pp)->next;
+        if (*pp) {
+            c = *pp;
+            *pp = c->next;
+        } else {
+            size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+            c = xmalloc(sizeof *c + cap);
+            c->cap = cap;
+            c->used = 0;
+        }
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+/* Empty A, keeping up to ARENA_KEEP bytes of chunks for the next batch. */
+static void arena_reset(arena_t *a)
+{
+    size_t kept = 0;
+    for (chunk_t **pp = &a->head; *pp;) {
+        chunk_t *c = *pp;
+        if (kept + c->cap > ARENA_KEEP) {
+            *pp = c->next;
+            free(c);
+            continue;
+        }
+        kept += c->cap;
+        c->used = 0;
+        pp = &c->next;
+    }
+}
+
+static void arena_free(arena_t *a)
+{
+    while (a->head) {
+        chunk_t *c = a->head;
+        a->head = c->next;
+        free(c);
+    }
+}
+
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* Copy S (SIZE bytes with its NUL, 0 for NULL) to *AT, advancing it; the copy or NULL. */
+static char *put_str(char **at, const char *s, size_t size)
+{
+    if (!s)
+        return NULL;
+    char *p = *at;
+    memcpy(p, s, size);
+    *at += size;
+    return p;
+}
+
+/* A run's record copied into A: the struct and its strings in one piece, JSON values shared
+ * (the caller took their references). SIZES are the strings' str_size. Under mu. */
+static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4])
+{
+    run_rec_t *c = arena_alloc(a, sizeof *c + sizes[0] + sizes[1] + sizes[2] + sizes[3]);
+    *c = *r;
+    char *at = (char *)(c + 1);
+    c->integration = put_str(&at, r->integration, sizes[0]);
+    c->trigger = put_str(&at, r->trigger, sizes[1]);
+    c->task = put_str(&at, r->task, sizes[2]);
+    c->idempotency_key = put_str(&at, r->idempotency_key, sizes[3]);
+    return c;
+}
+
+static step_rec_t *copy_step(arena_t *a, const step_rec_t *s, const size_t sizes[3])
+{
+    step_rec_t *c = arena_alloc(a, sizeof *c + sizes[0] + sizes[1] + sizes[2]);
+    *c = *s;
+    char *at = (char *)(c + 1);
+    c->task_id = put_str(&at, s->task_id, sizes[0]);
+    c->type = put_str(&at, s->type, sizes[1]);
+    c->status = put_str(&at, s->status, sizes[2]);
+    return c;
+}
+
+static json_t *ref(json_t *v)
+{
+    return v ? json_incref(v) : NULL;
+}
+
+/* The JSON references a copied run holds. */
+typedef struct run_refs {
+    json_t *v[4];
+} run_refs_t;
+
+static run_refs_t run_refs(const run_rec_t *r)
+{
+    return (run_refs_t){{r->trigger_info, r->input, r->output, r->error}};
+}
+
+static void drop_refs(run_refs_t refs)
+{
+    for (int i = 0; i < 4; i++)
+        json_decref(refs.v[i]);
 }
 
 /* ---- coalescing: the latest pending put of each run id --------------------------------------- */
@@ -141,7 +279,8 @@ static void map_grow(writer_t *w)
 }
 
 /* Put R into pending, replacing an earlier pending put of the same run (since the last op)
- * in place; returns the record it replaced, for the caller to free outside the lock. */
+ * in place; returns the record it replaced (its copy stays in the arena until the batch is
+ * done, but only its JSON references still matter), or NULL. */
 static run_rec_t *pending_put_run(writer_t *w, run_rec_t *r)
 {
     if ((w->slot_used + 1) * 2 > w->slot_cap)
@@ -195,24 +334,38 @@ static void after_enqueue(writer_t *w, bool urgent)
  * replaces it (coalescing). Returns the put's ticket without waiting. Any thread. */
 uint64_t writer_put_run(writer_t *w, const run_rec_t *r)
 {
-    run_rec_t *copy = run_rec_copy(r);
+    size_t sizes[4] = {str_size(r->integration), str_size(r->trigger), str_size(r->task),
+                       str_size(r->idempotency_key)};
+    run_refs_t refs = run_refs(r);
+    for (int i = 0; i < 4; i++)
+        ref(refs.v[i]);
+    bool replaced = false;
     pthread_mutex_lock(&w->mu);
     wait_for_space(w);
     uint64_t ticket = ++w->issued;
-    run_rec_t *old = pending_put_run(w, copy);
+    run_rec_t *old = pending_put_run(w, copy_run(&w->pending_arena, r, sizes));
+    if (old) {
+        /* The replaced copy's references are dropped here, outside the lock. */
+        refs = run_refs(old);
+        replaced = true;
+    }
     after_enqueue(w, false);
     pthread_mutex_unlock(&w->mu);
-    run_rec_free(old);
+    if (replaced)
+        drop_refs(refs);
     return ticket;
 }
 
 /* Enqueue a copy of S for the next batch. Returns the put's ticket. Any thread. */
 uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
 {
-    step_rec_t *copy = step_rec_copy(s);
+    size_t sizes[3] = {str_size(s->task_id), str_size(s->type), str_size(s->status)};
+    ref(s->result);
+    ref(s->error);
     pthread_mutex_lock(&w->mu);
     wait_for_space(w);
     uint64_t ticket = ++w->issued;
+    step_rec_t *copy = copy_step(&w->pending_arena, s, sizes);
     vec_push(&w->pending, (item_t){.kind = ITEM_STEP, .u.step = copy});
     after_enqueue(w, false);
     pthread_mutex_unlock(&w->mu);
@@ -369,20 +522,51 @@ static int apply_op(writer_t *w, request_t *req, err_t *err)
     return 0;
 }
 
+/* Write the puts of active items [FROM, TO) (no op among them): all runs, then all steps,
+ * each kind in order. Runs and steps never touch each other's rows, and a run's puts before
+ * an op are never folded into its puts after it, so only the order within a kind matters. */
+static int apply_puts(writer_t *w, size_t from, size_t to, err_t *err)
+{
+    size_t nr = 0, ns = 0;
+    for (size_t i = from; i < to; i++) {
+        item_t *it = &w->active.v[i];
+        if (it->kind == ITEM_RUN) {
+            if (nr == w->runs_cap) {
+                w->runs_cap = w->runs_cap ? w->runs_cap * 2 : 256;
+                w->runs = xrealloc(w->runs, w->runs_cap * sizeof *w->runs);
+            }
+            w->runs[nr++] = it->u.run;
+        } else {
+            if (ns == w->steps_cap) {
+                w->steps_cap = w->steps_cap ? w->steps_cap * 2 : 256;
+                w->steps = xrealloc(w->steps, w->steps_cap * sizeof *w->steps);
+            }
+            w->steps[ns++] = it->u.step;
+        }
+    }
+    int rc = 0;
+    if (nr)
+        rc = w->ops->run_put(w->be, w->runs, nr, err);
+    if (rc == 0 && ns)
+        rc = w->ops->step_put(w->be, w->steps, ns, err);
+    return rc;
+}
+
 static int apply_once(writer_t *w, err_t *err)
 {
     const store_backend_ops_t *ops = w->ops;
     int rc = ops->begin(w->be, err);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < w->active.n && rc == 0; i++) {
-        item_t *it = &w->active.v[i];
-        if (it->kind == ITEM_RUN)
-            rc = ops->run_put(w->be, it->u.run, err);
-        else if (it->kind == ITEM_STEP)
-            rc = ops->step_put(w->be, it->u.step, err);
-        else
-            rc = apply_op(w, it->u.req, err);
+    size_t from = 0;
+    for (size_t i = 0; i <= w->active.n && rc == 0; i++) {
+        if (i < w->active.n && w->active.v[i].kind != ITEM_OP)
+            continue;
+        if (i > from)
+            rc = apply_puts(w, from, i, err);
+        if (rc == 0 && i < w->active.n)
+            rc = apply_op(w, w->active.v[i].u.req, err);
+        from = i + 1;
     }
     if (rc == 0)
         rc = ops->commit(w->be, err);
@@ -409,16 +593,17 @@ static int apply_batch(writer_t *w, err_t *err)
     return rc;
 }
 
-/* Hand the batch's results to its requests and free its records. Outside mu: a request's
+/* Hand the batch's results to its requests and drop its records. Outside mu: a request's
  * owner reads it only after seeing its ticket settled, which happens later under mu. */
 static void finish_batch(writer_t *w, int rc, const err_t *err)
 {
     for (size_t i = 0; i < w->active.n; i++) {
         item_t *it = &w->active.v[i];
         if (it->kind == ITEM_RUN) {
-            run_rec_free(it->u.run);
+            drop_refs(run_refs(it->u.run));
         } else if (it->kind == ITEM_STEP) {
-            step_rec_free(it->u.step);
+            json_decref(it->u.step->result);
+            json_decref(it->u.step->error);
         } else if (rc < 0) {
             request_t *req = it->u.req;
             store_op_clear_results(req->op);
@@ -426,6 +611,7 @@ static void finish_batch(writer_t *w, int rc, const err_t *err)
         }
     }
     w->active.n = 0;
+    arena_reset(&w->active_arena);
 }
 
 /* Wait for work, then, unless the batch is urgent or large, for company until the oldest
@@ -462,6 +648,9 @@ static void *writer_main(void *arg)
         itemvec_t t = w->active;
         w->active = w->pending;
         w->pending = t;
+        arena_t ta = w->active_arena;
+        w->active_arena = w->pending_arena;
+        w->pending_arena = ta;
         map_clear(w);
         uint64_t lo = w->settled + 1, hi = w->issued;
         if (w->space_waiters)
@@ -535,6 +724,10 @@ void writer_stop(writer_t *w)
     pthread_join(w->thread, NULL);
     free(w->pending.v);
     free(w->active.v);
+    arena_free(&w->pending_arena);
+    arena_free(&w->active_arena);
+    free(w->runs);
+    free(w->steps);
     free(w->slots);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work_cv);

@@ -1,4 +1,5 @@
 """Run history: records, steps, filters, trees (SPEC §8, §10 runs/show)."""
+import json
 import time
 
 from conftest import (FINISHED, UUID7_RE, assert_time, by_integration, call, failing,
@@ -179,3 +180,23 @@ def test_failed_run_record(braid, run_json):
     stored = braid.show(rec["id"])
     assert stored["error"] == rec["error"]
     assert stored["steps"][0]["status"] == "failed"
+
+
+def test_step_result_cut_at_64_kib(braid, run_json):
+    braid.publish(integration("h/bigchild", [set_task("s", {"x": "{{vars.s}}"})],
+                              outputs=["x"]))
+    braid.publish(integration("h/bigparent", [
+        call("c", "h/bigchild", strategy="sync", input={"s": "{{vars.s}}"}),
+    ], outputs={"n": "{{tasks.c.result.x | length}}"}))
+    rec = run_json("h/bigparent", {"s": "y" * 200000})
+    # The run itself sees the whole value ...
+    assert rec["output"] == {"n": 200000}
+    # ... while the step kept in history is cut at 64 KiB, and says so.
+    step = braid.show(rec["id"])["steps"][0]
+    size = len(json.dumps(step["result"]).encode())
+    assert size <= 64 * 1024 + 1024, f"the step's result is {size} bytes"
+    said = "truncated" in json.dumps(step).lower()
+    assert said, "the step does not say its result was cut"
+    # The child's own output is its run's output, kept whole.
+    child = by_integration(braid.runs(), "h/bigchild")[0]
+    assert len(child["output"]["x"]) == 200000

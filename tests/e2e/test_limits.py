@@ -189,3 +189,18 @@ def test_deadline_flows_down_to_sync_child(braid, run_json):
     assert child["status"] == "failed"
     assert child["error"]["code"] == "timeout"
     assert parse_time(child["finished_at"]) - parse_time(rec["created_at"]) < 2.5
+
+
+def test_max_concurrency_refuses_a_second_sync_run(braid, run_json):
+    braid.publish(integration("lim/single", [set_task("s", {"x": 1})]))
+    braid.publish(integration("lim/single", [
+        {"id": "first", "type": "switch", "value": "{{vars.n | default:0}}",
+         "cases": {"0": "again"}, "default": "end"},
+        call("again", "lim/single", strategy="sync", input={"n": 1}, continue_on_error=True),
+        set_task("s", {"code": "{{tasks.again.error.code}}"}),
+    ], max_concurrency=1))
+    rec = run_json("lim/single", {})
+    assert rec["status"] == "succeeded"
+    assert rec["output"]["code"] == "concurrency_limit"
+    # Refused before it started: only the root ran.
+    assert len(braid.runs()) == 1
