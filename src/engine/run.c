@@ -8,6 +8,7 @@
 #include "engine/engine_internal.h"
 
 #include "core/clock.h"
+#include "core/crash.h"
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
@@ -408,7 +409,10 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
         announce(&ctx);
 
     run_result_t res = {RUN_FAILED, NULL, NULL, 0};
+    const char *outer_run = crash_current_run();
+    crash_set_run(rec->id);
     interpret(&ctx, &res);
+    crash_set_run(outer_run);
 
     rec->status = res.status;
     json_decref(rec->output);

@@ -21,6 +21,18 @@ TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
+SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
+
+
+def check_sanitizers(stderr, cmd):
+    """Fail on any sanitizer report: under the ASan build a report exits 1, the same code as
+    an ordinary failed run, so the exit code alone would hide it."""
+    m = SANITIZER_RE.search(stderr or "")
+    if m:
+        raise AssertionError(f"sanitizer report from {' '.join(map(str, cmd))}:\n"
+                             f"{stderr[max(0, m.start() - 200):m.start() + 3000]}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def braid_binary():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
@@ -46,8 +58,10 @@ class Braid:
         if env:
             full_env.update(env)
         # errors="replace": a message may quote the invalid bytes of a refused document.
-        return subprocess.run(cmd, input=input, capture_output=True, text=True,
-                              errors="replace", timeout=timeout, env=full_env)
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True,
+                           errors="replace", timeout=timeout, env=full_env)
+        check_sanitizers(r.stderr, cmd)
+        return r
 
     def popen(self, *args, **kw):
         cmd = [BIN, *[str(a) for a in args], "--data", self.data]
