@@ -477,6 +477,41 @@ static void compile_document(vctx_t *c, const json_t *doc, const char *name_hint
     compile_tasks(c, doc, max_tasks, def);
 }
 
+static unsigned roots_of_tmpl(const template_t *t)
+{
+    return t ? template_roots_used(t) : 0;
+}
+
+/* Every root any template of DEF reads. */
+static unsigned roots_of(const definition_t *def)
+{
+    unsigned r = roots_of_tmpl(def->outputs_tmpl);
+    for (int i = 0; i < def->n_tasks; i++) {
+        const task_t *t = &def->tasks[i];
+        switch (t->type) {
+        case TASK_CALL_INTEGRATION: {
+            const call_task_t *c = &t->u.call;
+            r |= roots_of_tmpl(c->integration) | roots_of_tmpl(c->delay_ms) |
+                 roots_of_tmpl(c->payload) | roots_of_tmpl(c->for_each) |
+                 roots_of_tmpl(c->idempotency_key);
+            break;
+        }
+        case TASK_SET:
+            for (int k = 0; k < t->u.set.n; k++)
+                r |= roots_of_tmpl(t->u.set.values[k]);
+            break;
+        case TASK_SWITCH: r |= roots_of_tmpl(t->u.sw.value); break;
+        case TASK_AWAIT: r |= roots_of_tmpl(t->u.await.runs); break;
+        case TASK_FAIL:
+            r |= roots_of_tmpl(t->u.fail.code) | roots_of_tmpl(t->u.fail.message) |
+                 roots_of_tmpl(t->u.fail.detail);
+            break;
+        default: break;
+        }
+    }
+    return r;
+}
+
 /* Validate and build from DOC (borrowed); the shared body of load and compile. */
 static int compile_with_hint(const json_t *doc, const char *name_hint,
                              const definition_resolver_t *resolver,
@@ -504,6 +539,7 @@ static int compile_with_hint(const json_t *doc, const char *name_hint,
         definition_free(def);
         return BR_EINVALID_DEFINITION;
     }
+    def->roots_used = roots_of(def);
     /* Jansson counts references atomically, so sharing the caller's document is safe. */
     def->doc = json_incref((json_t *)doc);
     def->canonical = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

@@ -154,6 +154,9 @@ typedef struct definition {
     int n_tasks;
     json_t *doc; /* the validated document (owned) */
     char *canonical; /* compact JSON text with sorted keys: what the store keeps and compares */
+    unsigned roots_used; /* TMPL_* roots any of its templates reads: the engine builds only
+                            those (a run whose templates never read `tasks` needs no tasks
+                            object) */
 } definition_t;
 
 /* One problem found in a document. */

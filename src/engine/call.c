@@ -18,26 +18,14 @@
 
 #define MAX_DELAY_MS (30LL * 24 * 3600 * 1000)
 
-/* The run's input context: {payload, params, path, headers, method, fullpath}, defaults as for
- * POST /integrations/execute/NAME, then CONTEXT's members over them. PAYLOAD is referenced,
- * not copied: nothing modifies a payload once a call has been made with it. */
-static json_t *input_context(const char *name, const json_t *payload, const json_t *context)
+/* The run's stored input context: the payload and whatever CONTEXT (an extended payload, an
+ * HTTP request) sets; run_input_context() fills in the defaults when the run is shown or its
+ * templates read `input`. PAYLOAD is referenced, not copied: nothing modifies a payload once
+ * a call has been made with it. */
+static json_t *input_context(const json_t *payload, const json_t *context)
 {
-    static const char prefix[] = "/integrations/execute/";
-    char path[sizeof prefix + 256];
-    size_t n = strlen(name);
-    if (n > 255)
-        n = 255; /* names are at most 128 characters; this only guards the buffer */
-    memcpy(path, prefix, sizeof prefix - 1);
-    memcpy(path + sizeof prefix - 1, name, n);
     json_t *in = json_object();
-    json_t *p = json_stringn_nocheck(path, sizeof prefix - 1 + n);
     json_object_set_nocheck(in, "payload", (json_t *)payload);
-    json_object_set_new_nocheck(in, "params", json_object());
-    json_object_set_nocheck(in, "path", p); /* shared with fullpath: strings are not modified */
-    json_object_set_new_nocheck(in, "headers", json_object());
-    json_object_set_new_nocheck(in, "method", json_string_nocheck("POST"));
-    json_object_set_new_nocheck(in, "fullpath", p);
     if (json_is_object(context)) {
         const char *k;
         json_t *v;
@@ -199,7 +187,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     rec->sync_child = !async && spec->caller;
     rec->detached = spec->detached;
     rec->retry_on_interrupt = def->on_interrupt == ON_INTERRUPT_RETRY;
-    rec->input = input_context(def->name, payload, spec->context);
+    rec->input = input_context(payload, spec->context);
     json_decref(empty);
     rec->created_at = now;
     rec->scheduled_at = now + (async ? spec->delay_ms : 0);

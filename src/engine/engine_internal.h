@@ -111,9 +111,9 @@ struct run_ctx {
     const definition_t *def;
     run_rec_t *rec; /* owned */
     json_t *vars;   /* owned */
-    json_t *tasks;  /* owned: task id -> outcome */
-    json_t *run;    /* owned: the `run` template root */
-    json_t *input;  /* borrowed from rec->input */
+    json_t *tasks;  /* owned: task id -> outcome; NULL when no template reads `tasks` */
+    json_t *run;    /* owned: the `run` root; NULL when no template reads it */
+    json_t *input;  /* owned: the whole input context; NULL when no template reads it */
     int64_t deadline; /* monotonic ms; NO_DEADLINE when none */
     int steps;        /* task executions so far */
     int step_seq;     /* next step sequence number */

@@ -327,7 +327,8 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
         int64_t duration = clock_mono_ms() - t0;
         stamp_error(ctx, t, o.error);
 
-        json_object_set_new(ctx->tasks, t->id, outcome_json(t, &o, attempts, duration));
+        if (ctx->tasks)
+            json_object_set_new(ctx->tasks, t->id, outcome_json(t, &o, attempts, duration));
         put_step(ctx, t, seq, &o, attempts, started_at, duration);
 
         int next = route(t, &o);
@@ -381,14 +382,17 @@ static json_t *run_object(const run_rec_t *rec)
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
                  run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out)
 {
+    /* Only the template roots the definition reads are built: most small integrations read
+     * vars alone, and each of these objects costs a handful of allocations per run. */
     run_ctx_t ctx = {
         .eng = eng,
         .def = def,
         .rec = rec,
         .vars = vars,
-        .tasks = json_object(),
-        .run = run_object(rec),
-        .input = rec->input,
+        .tasks = def->roots_used & TMPL_TASKS ? json_object() : NULL,
+        .run = def->roots_used & TMPL_RUN ? run_object(rec) : NULL,
+        .input = def->roots_used & TMPL_INPUT ? run_input_context(rec->integration, rec->input)
+                                              : NULL,
         .deadline = deadline,
         .root = root,
         .parent = parent,
@@ -428,6 +432,7 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
 
     json_decref(ctx.tasks);
     json_decref(ctx.run);
+    json_decref(ctx.input);
     json_decref(ctx.vars);
     run_rec_free(rec);
     *out = res;

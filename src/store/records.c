@@ -184,7 +184,7 @@ json_t *run_rec_to_json(const run_rec_t *r)
     json_object_set_new(o, "root_id", json_string(r->root_id[0] ? r->root_id : r->id));
     json_object_set_new(o, "depth", json_integer(r->depth));
     json_object_set_new(o, "task", string_or_null(r->task));
-    json_object_set_new(o, "input", value_or_null(r->input));
+    json_object_set_new(o, "input", run_input_context(r->integration, r->input));
     json_object_set_new(o, "output", value_or_null(r->output));
     json_object_set_new(o, "error", value_or_null(r->error));
     json_object_set_new(o, "created_at", time_json(r->created_at));
@@ -214,4 +214,30 @@ json_t *step_rec_to_json(const step_rec_t *s, json_t *child_run_ids)
     if (child_run_ids && json_array_size(child_run_ids) > 0)
         json_object_set(o, "child_run_ids", child_run_ids);
     return o;
+}
+
+/* The whole input context from its stored, non-default members. See store.h. */
+json_t *run_input_context(const char *integration, const json_t *stored)
+{
+    json_t *in = json_object();
+    if (json_is_object(stored))
+        json_object_update(in, (json_t *)stored);
+    if (!json_object_get(in, "payload"))
+        json_object_set_new(in, "payload", json_object());
+    if (!json_object_get(in, "params"))
+        json_object_set_new(in, "params", json_object());
+    json_t *path = json_object_get(in, "path");
+    if (!path) {
+        char *p = xasprintf("/integrations/execute/%s", integration ? integration : "");
+        path = json_string(p);
+        free(p);
+        json_object_set_new(in, "path", path);
+    }
+    if (!json_object_get(in, "headers"))
+        json_object_set_new(in, "headers", json_object());
+    if (!json_object_get(in, "method"))
+        json_object_set_new(in, "method", json_string("POST"));
+    if (!json_object_get(in, "fullpath"))
+        json_object_set(in, "fullpath", path);
+    return in;
 }

@@ -71,6 +71,13 @@ void run_rec_free(run_rec_t *r);
 /* The run as the API shows it (SPEC §8 field names, RFC 3339 times); returned owned. */
 json_t *run_rec_to_json(const run_rec_t *r);
 
+/* A run's whole input context {payload, params, path, headers, method, fullpath}: STORED
+ * (borrowed, may be NULL) holds the members that differ from a call's defaults — params {},
+ * path and fullpath /integrations/execute/NAME, headers {}, method POST — and the rest are
+ * filled in. Records keep only what differs, since most runs are called with the defaults.
+ * Returned owned. */
+json_t *run_input_context(const char *integration, const json_t *stored);
+
 typedef struct step_rec {
     char run_id[UUID_STR_LEN];
     int attempt; /* the run's attempt this step belongs to */
