@@ -5,15 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* FILE:LINE:COLUMN: POINTER: message, one line per problem. A syntax error has no pointer,
+ * and its message already starts with "line L, column C: ", which the prefix says anyway. */
 static void print_diags(const char *file, const diags_t *d)
 {
     for (int i = 0; i < d->n; i++) {
         const diag_t *p = &d->items[i];
+        const char *msg = p->message;
+        if (p->line > 0 && strncmp(msg, "line ", 5) == 0) {
+            const char *rest = strstr(msg, ": ");
+            if (rest)
+                msg = rest + 2;
+        }
+        fprintf(stderr, "%s:", file);
         if (p->line > 0)
-            fprintf(stderr, "%s:%d:%d: %s: %s\n", file, p->line, p->column,
-                    p->pointer[0] ? p->pointer : "/", p->message);
-        else
-            fprintf(stderr, "%s: %s: %s\n", file, p->pointer[0] ? p->pointer : "/", p->message);
+            fprintf(stderr, "%d:%d:", p->line, p->column);
+        if (p->pointer[0])
+            fprintf(stderr, " %s:", p->pointer);
+        fprintf(stderr, " %s\n", msg);
     }
 }
 

@@ -240,7 +240,8 @@ void engine_watch_cancellations(engine_t *eng)
 
 /* The shared state of ROOT_ID's tree. A tree first seen here (an async child picked up from the
  * queue) starts from the store's count, so the descendant limit holds across processes and
- * restarts, up to the writes not yet committed. */
+ * restarts. The count is read before the state is published: a state visible to other threads
+ * always carries its starting count, so no increment can be lost under it. */
 root_state_t *root_acquire(engine_t *eng, const char *root_id, bool is_new)
 {
     pthread_mutex_lock(&eng->roots_mu);
@@ -250,15 +251,21 @@ root_state_t *root_acquire(engine_t *eng, const char *root_id, bool is_new)
         pthread_mutex_unlock(&eng->roots_mu);
         return rs;
     }
-    rs = XNEW(root_state_t);
-    memcpy(rs->id, root_id, UUID_STR_LEN);
-    rs->refs = 1;
-    strmap_put(eng->roots, root_id, rs);
     pthread_mutex_unlock(&eng->roots_mu);
 
     int64_t count = 0;
-    if (!is_new && store_root_count(eng->store, root_id, &count, NULL) == 0 && count > 0)
-        atomic_store(&rs->descendants, count - 1);
+    if (!is_new && store_root_count(eng->store, root_id, &count, NULL) < 0)
+        count = 0;
+    pthread_mutex_lock(&eng->roots_mu);
+    rs = strmap_get(eng->roots, root_id); /* another thread may have been quicker */
+    if (!rs) {
+        rs = XNEW(root_state_t);
+        memcpy(rs->id, root_id, UUID_STR_LEN);
+        atomic_init(&rs->descendants, count > 0 ? count - 1 : 0);
+        strmap_put(eng->roots, root_id, rs);
+    }
+    rs->refs++;
+    pthread_mutex_unlock(&eng->roots_mu);
     return rs;
 }
 

@@ -38,7 +38,7 @@ def test_sigkill_during_drain_loses_and_duplicates_nothing(braid):
     kill_after(braid, 0.6, "run", "crash/parent", "--input", "@" + payload, "--drain")
 
     # A second process recovers what the first left and drains everything.
-    rec = braid.run_json("crash/parent2", {}, "--drain", timeout=120)
+    rec = braid.run_json("crash/parent2", {}, "--drain", timeout=60)
     assert rec["status"] == "succeeded"
     assert_nothing_pending(braid)
 
@@ -76,7 +76,7 @@ def test_interrupted_async_run_is_retried_and_its_sync_child_fails(braid):
     before = braid.runs()
     assert [r["status"] for r in by_integration(before, "crash/top")] == ["running"]
 
-    braid.run_json("crash/noop", {}, "--drain", timeout=120)
+    braid.run_json("crash/noop", {}, "--drain", timeout=60)
     assert_nothing_pending(braid)
     runs = braid.runs()
     tops = by_integration(runs, "crash/top")
@@ -96,7 +96,7 @@ def test_interrupted_async_run_is_retried_and_its_sync_child_fails(braid):
 def test_interrupted_run_fails_when_on_interrupt_is_fail(braid):
     sync_chain(braid, "fail")
     kill_after(braid, 0.8, "run", "crash/top", "--mode", "async", "--drain")
-    braid.run_json("crash/noop", {}, "--drain", timeout=120)
+    braid.run_json("crash/noop", {}, "--drain", timeout=60)
     assert_nothing_pending(braid)
     tops = by_integration(braid.runs(), "crash/top")
     assert len(tops) == 1
