@@ -525,3 +525,63 @@ bool jsonx_as_int(const json_t *v, long long *out)
     }
     return false;
 }
+
+/* A lower bound of V's compact text length, stopping past LIMIT. See jsonx.h. */
+size_t jsonx_size_at_least(const json_t *v, size_t limit)
+{
+    size_t n = 0;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return json_string_length(v) + 2;
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *child;
+        n = 2;
+        json_object_foreach((json_t *)v, k, child)
+        {
+            n += strlen(k) + 4 + jsonx_size_at_least(child, limit - (n < limit ? n : limit));
+            if (n > limit)
+                return limit + 1;
+        }
+        return n;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *child;
+        n = 2;
+        json_array_foreach(v, i, child)
+        {
+            n += 1 + jsonx_size_at_least(child, limit - (n < limit ? n : limit));
+            if (n > limit)
+                return limit + 1;
+        }
+        return n;
+    }
+    case JSON_INTEGER:
+    case JSON_REAL: return 1;
+    default: return 4;
+    }
+}
+
+/* V, or a note that it was cut with a preview. See jsonx.h. */
+json_t *jsonx_cut(const json_t *v, size_t max_bytes)
+{
+    if (!v || jsonx_size_at_least(v, max_bytes / 2) <= max_bytes / 2)
+        return json_incref((json_t *)v); /* surely small: escapes at most double a text */
+    char *text = jsonx_dump(v);
+    size_t len = strlen(text);
+    if (len <= max_bytes) {
+        free(text);
+        return json_incref((json_t *)v);
+    }
+    /* Room for the note around the preview; the preview may grow when escaped again. */
+    size_t keep = max_bytes > 512 ? (max_bytes - 512) / 2 : 0;
+    while (keep > 0 && ((unsigned char)text[keep] & 0xC0) == 0x80)
+        keep--; /* never split a UTF-8 sequence */
+    json_t *note = json_object();
+    json_object_set_new(note, "truncated", json_true());
+    json_object_set_new(note, "bytes", json_integer((json_int_t)len));
+    json_t *preview = json_stringn(text, keep);
+    json_object_set_new(note, "preview", preview ? preview : json_string(""));
+    free(text);
+    return note;
+}

@@ -63,6 +63,16 @@ json_t *jsonx_get_path(json_t *root, const char *path);
  * is taken. Intermediate non-objects are replaced. */
 void jsonx_set_dotted(json_t *obj, const char *key, json_t *value);
 
+/* A lower bound of the length of V's compact JSON text, counted only until it passes LIMIT
+ * (then LIMIT + 1 is returned): cheap enough to call on every value, since small values are
+ * walked quickly and large ones stop early. */
+size_t jsonx_size_at_least(const json_t *v, size_t limit);
+
+/* V itself when its compact JSON text is at most MAX_BYTES (a new reference), else
+ * {"truncated": true, "bytes": N, "preview": "first bytes of the text..."} with the preview cut
+ * at a character boundary so that the whole stays within MAX_BYTES. Returned owned. */
+json_t *jsonx_cut(const json_t *v, size_t max_bytes);
+
 /* Whether V is a JSON integer or a real with an integral value in int64 range; sets OUT. */
 bool jsonx_as_int(const json_t *v, long long *out);
 

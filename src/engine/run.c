@@ -19,6 +19,7 @@
 #include <sys/random.h>
 
 #define ROUTE_FAIL (-10)
+#define STEP_RESULT_MAX (64 * 1024) /* bytes of a step's result kept in history */
 
 bool run_cancelled(const run_ctx_t *ctx)
 {
@@ -227,9 +228,13 @@ static void put_step(run_ctx_t *ctx, const task_t *t, int seq, const outcome_t *
     s.task_attempt = attempts;
     s.started_at = started_at;
     s.duration_ms = duration;
-    s.result = o->result;
+    /* History keeps at most STEP_RESULT_MAX of a result and says when it cut (SPEC §8); the
+     * run itself saw the whole value. */
+    json_t *kept = jsonx_cut(o->result, STEP_RESULT_MAX);
+    s.result = kept;
     s.error = o->error;
     store_step_put(ctx->eng->store, &s);
+    json_decref(kept);
 }
 
 /* Errors made in this run name the task and the run; a child's error keeps its own. */
