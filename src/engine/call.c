@@ -229,6 +229,14 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     if (own_root)
         root = root_acquire(eng, rec->id, true);
 
+    if (spec->on_started) {
+        /* The caller may answer with this id before the run ends: make the record durable
+         * first, so the id it hands out is never unknown to the store. */
+        rec->status = RUN_RUNNING;
+        uint64_t t = store_run_put(eng->store, rec);
+        store_wait(eng->store, t, NULL);
+        spec->on_started(spec->started_ctx, rec->id);
+    }
     run_result_t rr;
     run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr);
     if (counted)

@@ -485,6 +485,8 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
         .caller_step = -1,
         .deadline = NO_DEADLINE,
         .durable = true,
+        .on_started = req->on_started,
+        .started_ctx = req->started_ctx,
     };
     char scope[300];
     if (req->idempotency_key) {

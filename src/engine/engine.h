@@ -71,6 +71,11 @@ typedef struct exec_request {
     const json_t *trigger_info;  /* borrowed, may be NULL: who started it */
     const char *idempotency_key; /* NULL = none */
     int64_t delay_ms;            /* async only */
+    /* Called (on the executing thread) once a sync root run exists, before its first task,
+     * with its id: lets a caller that stops waiting answer with the id while the run goes on.
+     * NULL = not needed. */
+    void (*on_started)(void *ctx, const char *run_id);
+    void *started_ctx;
 } exec_request_t;
 
 /* Run REQ. A sync run executes on this thread and *OUT (owned) is the finished run record

@@ -182,6 +182,8 @@ typedef struct call_spec {
     int caller_step;
     int64_t deadline; /* monotonic ms the caller can wait until; NO_DEADLINE */
     bool durable;     /* wait for the commit of a root's record before returning */
+    void (*on_started)(void *ctx, const char *run_id); /* see exec_request_t */
+    void *started_ctx;
 } call_spec_t;
 
 typedef struct call_result {

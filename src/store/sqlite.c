@@ -22,10 +22,18 @@
 
 /* ---- schema ---------------------------------------------------------------------------------- */
 
+/* A migration is SQL text, or a function for a step SQL alone cannot say. */
+typedef struct migration {
+    const char *sql;
+    int (*run)(sqlite3 *db, err_t *err);
+} migration_t;
+
+static int relax_not_null(sqlite3 *db, err_t *err);
+
 /* Migration N brings user_version N to N + 1; append, never edit a released one. */
-static const char *const migrations[] = {
+static const migration_t migrations[] = {
     /* 0 -> 1: the first schema. */
-    "CREATE TABLE integrations ("
+    {"CREATE TABLE integrations ("
     "  name TEXT PRIMARY KEY,"
     "  archived INTEGER NOT NULL DEFAULT 0,"
     "  created_at INTEGER NOT NULL,"
@@ -96,7 +104,9 @@ static const char *const migrations[] = {
     "  run_id TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (scope, key)) WITHOUT ROWID;"
-    "CREATE INDEX idempotency_created ON idempotency(created_at);",
+    "CREATE INDEX idempotency_created ON idempotency(created_at);", NULL},
+    /* 1 -> 2: runs and steps lose their NOT NULL constraints (see relax_not_null). */
+    {NULL, relax_not_null},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -367,6 +377,50 @@ void sq_reader_put(store_backend_t *be, sq_conn_t *c)
     pthread_mutex_unlock(&be->pool_mu);
 }
 
+/* 1 -> 2. Every put writes every column of runs and steps, so their NOT NULL constraints
+ * guarded nothing, but they cost on every batch: a NOT NULL check may abort a statement half
+ * way, and a multi-row put that may abort needs a statement journal, a copy of each page
+ * before the statement changes it. (The key columns of steps stay NOT NULL, as every WITHOUT
+ * ROWID key is; the step put resolves those with ROLLBACK, which needs no journal.)
+ *
+ * Done as SQLite documents for removing NOT NULL constraints and changing nothing else: the
+ * tables' text in sqlite_schema is edited and schema_version bumped, inside the migration's
+ * transaction; no row is read or written, so it is instant on any size of database. Where
+ * the library refuses (a build that forces defensive mode) the constraints stay: puts are
+ * then only slower. */
+static int relax_not_null(sqlite3 *db, err_t *err)
+{
+    int cookie, rc;
+    if ((rc = pragma_int(db, "PRAGMA schema_version", &cookie, err)) < 0)
+        return rc;
+    if ((rc = exec_sql(db, "SAVEPOINT relax", err, "cannot update the schema")) < 0)
+        return rc;
+    int defensive = 0, changed = 0;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, -1, &defensive);
+    if (defensive)
+        sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 0, NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_WRITABLE_SCHEMA, 1, NULL);
+    if (sqlite3_exec(db,
+                     "UPDATE sqlite_schema SET sql=replace(replace(sql, ' NOT NULL,', ','),"
+                     " ' NOT NULL DEFAULT', ' DEFAULT')"
+                     " WHERE type='table' AND name IN ('runs', 'steps')",
+                     NULL, NULL, NULL) == SQLITE_OK)
+        changed = sqlite3_changes(db);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_WRITABLE_SCHEMA, 0, NULL);
+    if (defensive)
+        sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    if (changed > 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA schema_version=%d", cookie + 1);
+        rc = exec_sql(db, sql, err, "cannot update the schema");
+    } else {
+        sqlite3_exec(db, "ROLLBACK TO relax", NULL, NULL, NULL);
+    }
+    if (rc == 0)
+        rc = exec_sql(db, "RELEASE relax", err, "cannot update the schema");
+    return rc;
+}
+
 /* Bring the schema to SCHEMA_VERSION inside one write transaction, so two processes opening a
  * new database at once do not both create it. */
 static int migrate(store_backend_t *be, err_t *err)
@@ -385,7 +439,9 @@ static int migrate(store_backend_t *be, err_t *err)
         goto fail;
     }
     for (int v = version; v < SCHEMA_VERSION; v++) {
-        if ((rc = exec_sql(db, migrations[v], err, "cannot update the schema")) < 0)
+        const migration_t *m = &migrations[v];
+        rc = m->sql ? exec_sql(db, m->sql, err, "cannot update the schema") : m->run(db, err);
+        if (rc < 0)
             goto fail;
     }
     if (version < SCHEMA_VERSION) {
@@ -469,32 +525,57 @@ static bool w_in_transaction(store_backend_t *be)
 
 /* ---- the write side: puts -------------------------------------------------------------------- */
 
-/* Where one JSON value's text sits in be->json (offsets: the buffer may move while filling). */
-typedef struct span {
-    size_t off, len;
-    bool null;
-} span_t;
-
-static void dump_json(buf_t *b, const json_t *v, span_t *s)
+/* Bind NULL to parameter I of P unless it holds NULL already. */
+static inline void put_null(sq_put_t *p, int i)
 {
-    s->null = v == NULL;
-    s->off = b->len;
-    if (v)
-        jsonx_dump_buf(b, v);
-    s->len = b->len - s->off;
+    if (p->state[i] != SQ_BOUND_NULL) {
+        sqlite3_bind_null(p->st, i);
+        p->state[i] = SQ_BOUND_NULL;
+    }
 }
 
-static void bind_span(sqlite3_stmt *st, int i, const buf_t *b, const span_t *s)
+static inline void put_int(sq_put_t *p, int i, int64_t v)
 {
-    if (s->null)
-        sqlite3_bind_null(st, i);
+    if (p->state[i] != SQ_BOUND_INT || p->val[i] != v) {
+        sqlite3_bind_int64(p->st, i, v);
+        p->state[i] = SQ_BOUND_INT;
+        p->val[i] = v;
+    }
+}
+
+/* N bytes at S as static text, unless that very text is bound already. S must stay until the
+ * statement has run. */
+static inline void put_textn(sq_put_t *p, int i, const char *s, int n)
+{
+    if (p->state[i] != SQ_BOUND_TEXT || p->val[i] != (int64_t)(intptr_t)s || p->len[i] != n ||
+        !p->keep_text) {
+        sqlite3_bind_text(p->st, i, s, n, SQLITE_STATIC);
+        p->state[i] = SQ_BOUND_TEXT;
+        p->val[i] = (int64_t)(intptr_t)s;
+        p->len[i] = n;
+    }
+}
+
+/* S, or NULL. The length is given: SQLite's own count goes byte by byte. */
+static inline void put_text(sq_put_t *p, int i, const char *s)
+{
+    if (s)
+        put_textn(p, i, s, (int)strlen(s));
     else
-        sqlite3_bind_text(st, i, b->data + s->off, (int)s->len, SQLITE_STATIC);
+        put_null(p, i);
+}
+
+static inline void put_json(sq_put_t *p, int i, const store_text_t *t)
+{
+    if (t->p)
+        put_textn(p, i, t->p, (int)t->n);
+    else
+        put_null(p, i);
 }
 
 /* The statement writing 2^K rows (K < be->put_log_max + 1) of runs (RUNS) or steps: HEAD,
  * 2^K groups of COLS parameters, TAIL. Prepared on first use and kept. */
-static int put_stmt(store_backend_t *be, bool runs, int k, sqlite3_stmt **out, err_t *err);
+static int put_stmt(store_backend_t *be, bool runs, int k, sq_put_t **out, err_t *err);
 
 /* An upsert, not INSERT OR REPLACE: the queue's own columns (owner, lease_until,
  * cancel_requested) belong to claims and cancels and must survive the engine's puts. A put
@@ -517,19 +598,26 @@ static const char SQL_RUN_PUT_TAIL[] =
     " WHERE excluded.attempt >= runs.attempt";
 
 #define STEP_PUT_COLS 11
+/* The same as INSERT OR REPLACE, said so that no statement journal is needed: a key column
+ * left NULL (WITHOUT ROWID keys are NOT NULL) rolls the batch back rather than aborting the
+ * statement half way, and the other columns have no constraint left (schema 2). */
 static const char SQL_STEP_PUT_HEAD[] =
-    "INSERT OR REPLACE INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
+    "INSERT OR ROLLBACK INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
     " started_at, duration_ms, result, error) VALUES ";
+static const char SQL_STEP_PUT_TAIL[] =
+    " ON CONFLICT(run_id, attempt, seq) DO UPDATE SET task_id=excluded.task_id,"
+    " type=excluded.type, status=excluded.status, task_attempt=excluded.task_attempt,"
+    " started_at=excluded.started_at, duration_ms=excluded.duration_ms,"
+    " result=excluded.result, error=excluded.error";
 
 #define PUT_ROWS_MAX (1 << (SQ_PUT_SIZES - 1))
 
-static int put_stmt(store_backend_t *be, bool runs, int k, sqlite3_stmt **out, err_t *err)
+static int put_stmt(store_backend_t *be, bool runs, int k, sq_put_t **out, err_t *err)
 {
-    sqlite3_stmt **slot = runs ? &be->run_put[k] : &be->step_put[k];
-    if (*slot) {
-        *out = *slot;
+    sq_put_t *p = runs ? &be->run_put[k] : &be->step_put[k];
+    *out = p;
+    if (p->st)
         return 0;
-    }
     int rows = 1 << k, cols = runs ? RUN_PUT_COLS : STEP_PUT_COLS;
     buf_t sql = BUF_INIT;
     buf_puts(&sql, runs ? SQL_RUN_PUT_HEAD : SQL_STEP_PUT_HEAD);
@@ -539,15 +627,29 @@ static int put_stmt(store_backend_t *be, bool runs, int k, sqlite3_stmt **out, e
             buf_puts(&sql, ",?");
         buf_putc(&sql, ')');
     }
-    if (runs)
-        buf_puts(&sql, SQL_RUN_PUT_TAIL);
+    buf_puts(&sql, runs ? SQL_RUN_PUT_TAIL : SQL_STEP_PUT_TAIL);
     int rc = 0;
-    if (sqlite3_prepare_v3(be->w->db, sql.data, (int)sql.len, SQLITE_PREPARE_PERSISTENT, slot,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(be->w->db, sql.data, (int)sql.len, SQLITE_PREPARE_PERSISTENT, &p->st,
+                           NULL) != SQLITE_OK) {
         rc = sq_fail(be->w->db, err, "cannot prepare a statement");
+    } else {
+        size_t n = (size_t)(rows * cols) + 1;
+        p->val = xcalloc(n, sizeof *p->val);
+        p->len = xcalloc(n, sizeof *p->len);
+        p->state = xcalloc(n, sizeof *p->state);
+        p->keep_text = be->utf8;
+    }
     buf_deinit(&sql);
-    *out = *slot;
     return rc;
+}
+
+static void put_stmt_free(sq_put_t *p)
+{
+    sqlite3_finalize(p->st);
+    free(p->val);
+    free(p->len);
+    free(p->state);
+    memset(p, 0, sizeof *p);
 }
 
 /* The largest 2^k rows, at most N, that one put statement writes. */
@@ -559,109 +661,87 @@ static int put_log(const store_backend_t *be, size_t n)
     return k;
 }
 
-/* S (NULL binds NULL) as static text with its length given: SQLite's own length count goes
- * byte by byte. */
-static inline void bind_text(sqlite3_stmt *st, int i, const char *s)
+/* Bind run R as the row whose first parameter is B + 1, its JSON values J. */
+static void bind_run(sq_put_t *p, int b, const run_rec_t *r, const store_text_t j[4])
 {
-    if (s)
-        sqlite3_bind_text(st, i, s, (int)strlen(s), SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
+    put_text(p, b + 1, r->id);
+    put_text(p, b + 2, r->integration ? r->integration : "");
+    put_int(p, b + 3, r->version);
+    put_text(p, b + 4, run_status_name(r->status));
+    put_text(p, b + 5, r->trigger);
+    put_json(p, b + 6, &j[0]);
+    put_text(p, b + 7, r->parent_id[0] ? r->parent_id : NULL);
+    put_text(p, b + 8, r->root_id[0] ? r->root_id : r->id);
+    put_int(p, b + 9, r->depth);
+    put_text(p, b + 10, r->task);
+    put_int(p, b + 11, r->parent_step);
+    put_int(p, b + 12, r->sync_child);
+    put_int(p, b + 13, r->detached);
+    put_int(p, b + 14, r->retry_on_interrupt);
+    put_json(p, b + 15, &j[1]);
+    put_json(p, b + 16, &j[2]);
+    put_json(p, b + 17, &j[3]);
+    put_int(p, b + 18, r->created_at);
+    put_int(p, b + 19, r->scheduled_at);
+    put_int(p, b + 20, r->started_at);
+    put_int(p, b + 21, r->finished_at);
+    put_int(p, b + 22, r->deadline_at);
+    put_int(p, b + 23, r->attempt);
+    put_text(p, b + 24, r->idempotency_key);
 }
 
-/* Bind run R as the row whose first parameter is B + 1; its JSON is in be->json at SP. */
-static void bind_run(sqlite3_stmt *st, int b, const run_rec_t *r, const buf_t *json,
-                     const span_t sp[4])
+static int w_run_put(store_backend_t *be, run_rec_t *const *runs, const store_text_t *json,
+                     size_t n, err_t *err)
 {
-    bind_text(st, b + 1, r->id);
-    bind_text(st, b + 2, r->integration ? r->integration : "");
-    sqlite3_bind_int(st, b + 3, r->version);
-    bind_text(st, b + 4, run_status_name(r->status));
-    bind_text(st, b + 5, r->trigger);
-    bind_span(st, b + 6, json, &sp[0]);
-    bind_text(st, b + 7, r->parent_id[0] ? r->parent_id : NULL);
-    bind_text(st, b + 8, r->root_id[0] ? r->root_id : r->id);
-    sqlite3_bind_int(st, b + 9, r->depth);
-    bind_text(st, b + 10, r->task);
-    sqlite3_bind_int(st, b + 11, r->parent_step);
-    sqlite3_bind_int(st, b + 12, r->sync_child);
-    sqlite3_bind_int(st, b + 13, r->detached);
-    sqlite3_bind_int(st, b + 14, r->retry_on_interrupt);
-    bind_span(st, b + 15, json, &sp[1]);
-    bind_span(st, b + 16, json, &sp[2]);
-    bind_span(st, b + 17, json, &sp[3]);
-    sqlite3_bind_int64(st, b + 18, r->created_at);
-    sqlite3_bind_int64(st, b + 19, r->scheduled_at);
-    sqlite3_bind_int64(st, b + 20, r->started_at);
-    sqlite3_bind_int64(st, b + 21, r->finished_at);
-    sqlite3_bind_int64(st, b + 22, r->deadline_at);
-    sqlite3_bind_int(st, b + 23, r->attempt);
-    bind_text(st, b + 24, r->idempotency_key);
-}
-
-static int w_run_put(store_backend_t *be, run_rec_t *const *runs, size_t n, err_t *err)
-{
-    span_t spans[PUT_ROWS_MAX][4];
     while (n > 0) {
         int k = put_log(be, n);
         size_t rows = (size_t)1 << k;
-        sqlite3_stmt *st;
-        int rc = put_stmt(be, true, k, &st, err);
+        sq_put_t *p;
+        int rc = put_stmt(be, true, k, &p, err);
         if (rc < 0)
             return rc;
-        buf_reset(&be->json);
-        for (size_t i = 0; i < rows; i++) {
-            dump_json(&be->json, runs[i]->trigger_info, &spans[i][0]);
-            dump_json(&be->json, runs[i]->input, &spans[i][1]);
-            dump_json(&be->json, runs[i]->output, &spans[i][2]);
-            dump_json(&be->json, runs[i]->error, &spans[i][3]);
-        }
         for (size_t i = 0; i < rows; i++)
-            bind_run(st, (int)i * RUN_PUT_COLS, runs[i], &be->json, spans[i]);
-        if ((rc = step_done(be->w->db, st, err, "cannot write a run")) < 0)
+            bind_run(p, (int)i * RUN_PUT_COLS, runs[i], json + i * STORE_RUN_JSON);
+        if ((rc = step_done(be->w->db, p->st, err, "cannot write a run")) < 0)
             return rc;
         runs += rows;
+        json += rows * STORE_RUN_JSON;
         n -= rows;
     }
     return 0;
 }
 
-static void bind_step(sqlite3_stmt *st, int b, const step_rec_t *s, const buf_t *json,
-                      const span_t sp[2])
+static void bind_step(sq_put_t *p, int b, const step_rec_t *s, const store_text_t j[2])
 {
-    bind_text(st, b + 1, s->run_id);
-    sqlite3_bind_int(st, b + 2, s->attempt);
-    sqlite3_bind_int(st, b + 3, s->seq);
-    bind_text(st, b + 4, s->task_id);
-    bind_text(st, b + 5, s->type);
-    bind_text(st, b + 6, s->status);
-    sqlite3_bind_int(st, b + 7, s->task_attempt);
-    sqlite3_bind_int64(st, b + 8, s->started_at);
-    sqlite3_bind_int64(st, b + 9, s->duration_ms);
-    bind_span(st, b + 10, json, &sp[0]);
-    bind_span(st, b + 11, json, &sp[1]);
+    put_text(p, b + 1, s->run_id);
+    put_int(p, b + 2, s->attempt);
+    put_int(p, b + 3, s->seq);
+    put_text(p, b + 4, s->task_id);
+    put_text(p, b + 5, s->type);
+    put_text(p, b + 6, s->status);
+    put_int(p, b + 7, s->task_attempt);
+    put_int(p, b + 8, s->started_at);
+    put_int(p, b + 9, s->duration_ms);
+    put_json(p, b + 10, &j[0]);
+    put_json(p, b + 11, &j[1]);
 }
 
-static int w_step_put(store_backend_t *be, step_rec_t *const *steps, size_t n, err_t *err)
+static int w_step_put(store_backend_t *be, step_rec_t *const *steps, const store_text_t *json,
+                      size_t n, err_t *err)
 {
-    span_t spans[PUT_ROWS_MAX][2];
     while (n > 0) {
         int k = put_log(be, n);
         size_t rows = (size_t)1 << k;
-        sqlite3_stmt *st;
-        int rc = put_stmt(be, false, k, &st, err);
+        sq_put_t *p;
+        int rc = put_stmt(be, false, k, &p, err);
         if (rc < 0)
             return rc;
-        buf_reset(&be->json);
-        for (size_t i = 0; i < rows; i++) {
-            dump_json(&be->json, steps[i]->result, &spans[i][0]);
-            dump_json(&be->json, steps[i]->error, &spans[i][1]);
-        }
         for (size_t i = 0; i < rows; i++)
-            bind_step(st, (int)i * STEP_PUT_COLS, steps[i], &be->json, spans[i]);
-        if ((rc = step_done(be->w->db, st, err, "cannot write a step")) < 0)
+            bind_step(p, (int)i * STEP_PUT_COLS, steps[i], json + i * STORE_STEP_JSON);
+        if ((rc = step_done(be->w->db, p->st, err, "cannot write a step")) < 0)
             return rc;
         steps += rows;
+        json += rows * STORE_STEP_JSON;
         n -= rows;
     }
     return 0;
@@ -1176,8 +1256,8 @@ static void backend_close(store_backend_t *be)
         conn_close(c);
     }
     for (int k = 0; k < SQ_PUT_SIZES; k++) {
-        sqlite3_finalize(be->run_put[k]);
-        sqlite3_finalize(be->step_put[k]);
+        put_stmt_free(&be->run_put[k]);
+        put_stmt_free(&be->step_put[k]);
     }
     conn_close(be->w);
     if (be->engine_fd >= 0)
@@ -1185,7 +1265,6 @@ static void backend_close(store_backend_t *be)
     if (be->gate_fd >= 0)
         close(be->gate_fd);
     pthread_mutex_destroy(&be->lock_mu);
-    buf_deinit(&be->json);
     pthread_mutex_destroy(&be->pool_mu);
     pthread_cond_destroy(&be->pool_cv);
     free(be->path);
@@ -1244,6 +1323,13 @@ int sqlite_backend_open(const char *path, int busy_timeout_ms, store_backend_t *
                (2 << be->put_log_max) * RUN_PUT_COLS <= vars)
             be->put_log_max++;
         rc = migrate(be, err);
+    }
+    if (rc == 0) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(be->w->db, "PRAGMA encoding", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            be->utf8 = strcmp((const char *)sqlite3_column_text(st, 0), "UTF-8") == 0;
+        sqlite3_finalize(st);
     }
     if (rc < 0) {
         backend_close(be);

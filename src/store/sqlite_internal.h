@@ -28,17 +28,33 @@ typedef struct sq_conn {
     struct sq_conn *next; /* in the pool's free list */
 } sq_conn_t;
 
+/* A multi-row put statement and what its parameters hold: bindings outlive a reset, so a
+ * parameter whose value is unchanged (a NULL, a version, a time to the ms, text at the same
+ * address) is not bound again. */
+typedef struct sq_put {
+    sqlite3_stmt *st;
+    int64_t *val;   /* per parameter (from 1): the integer bound, or the text's address */
+    int *len;       /* per parameter: the text's length */
+    uint8_t *state; /* per parameter: SQ_BOUND_* */
+    bool keep_text; /* text at the same address may stay bound (UTF-8 databases: SQLite keeps
+                     * the address rather than a converted copy) */
+} sq_put_t;
+
+/* Text bound static is read at its address when the statement runs, so the same address and
+ * length need no new binding even when the bytes there are new. */
+enum { SQ_BOUND_OTHER, SQ_BOUND_NULL, SQ_BOUND_INT, SQ_BOUND_TEXT };
+
 struct store_backend {
     char *path;
     int busy_ms;
     sq_conn_t *w; /* the writer thread's connection */
-    buf_t json;   /* the writer thread's scratch for JSON text */
     /* The writer's multi-row puts: [k] writes 2^k rows in one statement, prepared on first use.
      * Rows of one statement share its cursors, so index entries that land at the end of
      * their index (ids, times and parents grow) are appended without a search from the root. */
-    sqlite3_stmt *run_put[SQ_PUT_SIZES];
-    sqlite3_stmt *step_put[SQ_PUT_SIZES];
+    sq_put_t run_put[SQ_PUT_SIZES];
+    sq_put_t step_put[SQ_PUT_SIZES];
     int put_log_max; /* the largest k the connection's variable limit allows */
+    bool utf8;       /* the database's text encoding is UTF-8 (braid's always are) */
 
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;

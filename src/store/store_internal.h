@@ -94,6 +94,17 @@ void store_op_clear_results(store_op_t *op);
 
 /* ---- the backend vtable ---------------------------------------------------------------------- */
 
+/* A JSON value of a put as compact text (jsonx_dump_buf), P NULL for an absent value (SQL
+ * NULL). The writer dumps every value of a batch up front and drops the values there and
+ * then, while they are still in the cache. */
+typedef struct store_text {
+    const char *p;
+    size_t n;
+} store_text_t;
+
+#define STORE_RUN_JSON 4  /* trigger_info, input, output, error */
+#define STORE_STEP_JSON 2 /* result, error */
+
 typedef struct store_backend_ops {
     const char *name; /* "sqlite" */
 
@@ -106,9 +117,13 @@ typedef struct store_backend_ops {
     int (*release)(store_backend_t *be, bool keep, err_t *err); /* keep=false rolls back */
     bool (*in_transaction)(store_backend_t *be);
     /* Upsert N runs / steps, in order (a later one of the same key wins). Many at once: a
-     * backend writes them with few statements. */
-    int (*run_put)(store_backend_t *be, run_rec_t *const *runs, size_t n, err_t *err);
-    int (*step_put)(store_backend_t *be, step_rec_t *const *steps, size_t n, err_t *err);
+     * backend writes them with few statements. The records' JSON values come as text in
+     * JSON (STORE_RUN_JSON per run, STORE_STEP_JSON per step, in the order named there); the
+     * records' own json_t pointers are no longer set. */
+    int (*run_put)(store_backend_t *be, run_rec_t *const *runs, const store_text_t *json,
+                   size_t n, err_t *err);
+    int (*step_put)(store_backend_t *be, step_rec_t *const *steps, const store_text_t *json,
+                    size_t n, err_t *err);
     int (*exec)(store_backend_t *be, store_op_t *op, err_t *err);
 
     /* Any thread: the read side of store.h, with the same contracts. */

@@ -9,6 +9,7 @@
  */
 #include "store/store_internal.h"
 
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -37,6 +38,7 @@ typedef struct request {
 
 typedef struct item {
     int kind;
+    uint32_t json; /* a put's first JSON text in the writer's texts, once dumped */
     union {
         run_rec_t *run;
         step_rec_t *step;
@@ -48,6 +50,35 @@ typedef struct itemvec {
     item_t *v;
     size_t n, cap;
 } itemvec_t;
+
+/* JSON values whose last reference the writer held. They are freed by the threads that put
+ * records (a few with each put, outside the lock), not by the writer: glibc frees memory that
+ * another thread allocated slowly, under that thread's arena lock, and both threads then wait
+ * on each other. The writer frees them itself only while it has nothing else to do. */
+#define GARBAGE_TAKE 32          /* values one put takes back, at most */
+#define GARBAGE_MAX (256 * 1024) /* beyond this many waiting, the writer frees them itself */
+#define GARBAGE_IDLE_MS 100      /* ... and when nothing was put for this long */
+
+typedef struct jsonvec {
+    json_t **v;
+    size_t n, cap;
+} jsonvec_t;
+
+static void jsonvec_push(jsonvec_t *g, json_t *v)
+{
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 1024;
+        g->v = xrealloc(g->v, g->cap * sizeof *g->v);
+    }
+    g->v[g->n++] = v;
+}
+
+static void jsonvec_free_values(jsonvec_t *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        json_decref(g->v[i]);
+    g->n = 0;
+}
 
 /* The copies of a batch's records live in a bump arena that is emptied, not freed, when the
  * batch is done: a put costs its caller no malloc and the writer no free (a free of memory
@@ -63,6 +94,10 @@ typedef struct chunk {
 
 typedef struct arena {
     chunk_t *head; /* the chunk being filled; full ones follow */
+    /* The latest copies made: a record whose strings equal its predecessor's shares them,
+     * which saves the copy and lets the backend skip binding the same text again. */
+    const run_rec_t *last_run;
+    const step_rec_t *last_step;
 } arena_t;
 
 typedef struct failure {
@@ -85,6 +120,7 @@ struct writer {
     /* Guarded by mu. */
     itemvec_t pending;
     arena_t pending_arena; /* the copies of pending's records */
+    jsonvec_t garbage;     /* values for putting threads to free */
     uint32_t *slots; /* run id -> index + 1 in pending, for coalescing; 0 = empty slot */
     size_t slot_cap; /* a power of two, or 0 */
     size_t slot_used;
@@ -102,8 +138,14 @@ struct writer {
     /* The writer thread's own. */
     itemvec_t active;
     arena_t active_arena;
+    jsonvec_t dropped;   /* the batch's values the writer held last, for the garbage */
+    buf_t text;          /* the batch's JSON values as text */
+    store_text_t *texts; /* where each value's text is in TEXT (p holds an offset until it is
+                          * final), STORE_RUN_JSON per run, STORE_STEP_JSON per step */
+    size_t ntexts, texts_cap;
     run_rec_t **runs; /* the puts of one stretch between ops, handed to the backend at once */
     step_rec_t **steps;
+    store_text_t *run_json, *step_json; /* their texts, gathered */
     size_t runs_cap, steps_cap;
 
     atomic_uint_fast64_t commits;
@@ -157,6 +199,8 @@ static void *arena_alloc(arena_t *a, size_t n)
 /* Empty A, keeping up to ARENA_KEEP bytes of chunks for the next batch. */
 static void arena_reset(arena_t *a)
 {
+    a->last_run = NULL;
+    a->last_step = NULL;
     size_t kept = 0;
     for (chunk_t **pp = &a->head; *pp;) {
         chunk_t *c = *pp;
@@ -185,39 +229,75 @@ static size_t str_size(const char *s)
     return s ? strlen(s) + 1 : 0;
 }
 
-/* Copy S (SIZE bytes with its NUL, 0 for NULL) to *AT, advancing it; the copy or NULL. */
-static char *put_str(char **at, const char *s, size_t size)
+/* Whether S (NULL or a string) equals PREV, the previous copy's same field. */
+static bool same_str(const char *prev, const char *s)
+{
+    if (!s)
+        return !prev;
+    return prev && strcmp(prev, s) == 0;
+}
+
+/* Copy S (SIZE bytes with its NUL, 0 for NULL) to *AT, advancing it, or share PREV, an equal
+ * copy already in the arena (SHARE). The copy, or NULL. */
+static char *put_str(char **at, const char *s, size_t size, bool share, const char *prev)
 {
     if (!s)
         return NULL;
+    if (share)
+        return (char *)prev;
     char *p = *at;
     memcpy(p, s, size);
     *at += size;
     return p;
 }
 
-/* A run's record copied into A: the struct and its strings in one piece, JSON values shared
- * (the caller took their references). SIZES are the strings' str_size. Under mu. */
+/* A run's record copied into A: the struct and its strings in one piece (strings equal to the
+ * previous copy's are shared), JSON values shared (the caller took their references). SIZES
+ * are the strings' str_size. Under mu. */
 static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4])
 {
-    run_rec_t *c = arena_alloc(a, sizeof *c + sizes[0] + sizes[1] + sizes[2] + sizes[3]);
+    const run_rec_t *prev = a->last_run;
+    const char *const from[4] = {r->integration, r->trigger, r->task, r->idempotency_key};
+    const char *const had[4] = {prev ? prev->integration : NULL, prev ? prev->trigger : NULL,
+                                prev ? prev->task : NULL, prev ? prev->idempotency_key : NULL};
+    bool share[4];
+    size_t need = sizeof(run_rec_t);
+    for (int i = 0; i < 4; i++) {
+        share[i] = prev && same_str(had[i], from[i]);
+        if (!share[i])
+            need += sizes[i];
+    }
+    run_rec_t *c = arena_alloc(a, need);
     *c = *r;
     char *at = (char *)(c + 1);
-    c->integration = put_str(&at, r->integration, sizes[0]);
-    c->trigger = put_str(&at, r->trigger, sizes[1]);
-    c->task = put_str(&at, r->task, sizes[2]);
-    c->idempotency_key = put_str(&at, r->idempotency_key, sizes[3]);
+    c->integration = put_str(&at, r->integration, sizes[0], share[0], had[0]);
+    c->trigger = put_str(&at, r->trigger, sizes[1], share[1], had[1]);
+    c->task = put_str(&at, r->task, sizes[2], share[2], had[2]);
+    c->idempotency_key = put_str(&at, r->idempotency_key, sizes[3], share[3], had[3]);
+    a->last_run = c;
     return c;
 }
 
 static step_rec_t *copy_step(arena_t *a, const step_rec_t *s, const size_t sizes[3])
 {
-    step_rec_t *c = arena_alloc(a, sizeof *c + sizes[0] + sizes[1] + sizes[2]);
+    const step_rec_t *prev = a->last_step;
+    const char *const from[3] = {s->task_id, s->type, s->status};
+    const char *const had[3] = {prev ? prev->task_id : NULL, prev ? prev->type : NULL,
+                                prev ? prev->status : NULL};
+    bool share[3];
+    size_t need = sizeof(step_rec_t);
+    for (int i = 0; i < 3; i++) {
+        share[i] = prev && same_str(had[i], from[i]);
+        if (!share[i])
+            need += sizes[i];
+    }
+    step_rec_t *c = arena_alloc(a, need);
     *c = *s;
     char *at = (char *)(c + 1);
-    c->task_id = put_str(&at, s->task_id, sizes[0]);
-    c->type = put_str(&at, s->type, sizes[1]);
-    c->status = put_str(&at, s->status, sizes[2]);
+    c->task_id = put_str(&at, s->task_id, sizes[0], share[0], had[0]);
+    c->type = put_str(&at, s->type, sizes[1], share[1], had[1]);
+    c->status = put_str(&at, s->status, sizes[2], share[2], had[2]);
+    a->last_step = c;
     return c;
 }
 
@@ -330,10 +410,29 @@ static void after_enqueue(writer_t *w, bool urgent)
     }
 }
 
+/* Take up to GARBAGE_TAKE values of W's garbage into OUT; under mu. Returns how many. */
+static size_t take_garbage(writer_t *w, json_t *out[GARBAGE_TAKE])
+{
+    size_t k = w->garbage.n < GARBAGE_TAKE ? w->garbage.n : GARBAGE_TAKE;
+    if (k == 0)
+        return 0;
+    w->garbage.n -= k;
+    memcpy(out, w->garbage.v + w->garbage.n, k * sizeof *out);
+    return k;
+}
+
+static void free_taken(json_t *const *v, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        json_decref(v[i]);
+}
+
 /* Enqueue a copy of R for the next batch; a later put of the same run in the same batch
- * replaces it (coalescing). Returns the put's ticket without waiting. Any thread. */
+ * replaces it (coalescing). Returns the put's ticket without waiting. Any thread (which also
+ * frees a few of the values the writer is done with). */
 uint64_t writer_put_run(writer_t *w, const run_rec_t *r)
 {
+    json_t *taken[GARBAGE_TAKE];
     size_t sizes[4] = {str_size(r->integration), str_size(r->trigger), str_size(r->task),
                        str_size(r->idempotency_key)};
     run_refs_t refs = run_refs(r);
@@ -350,15 +449,18 @@ uint64_t writer_put_run(writer_t *w, const run_rec_t *r)
         replaced = true;
     }
     after_enqueue(w, false);
+    size_t k = take_garbage(w, taken);
     pthread_mutex_unlock(&w->mu);
     if (replaced)
         drop_refs(refs);
+    free_taken(taken, k);
     return ticket;
 }
 
 /* Enqueue a copy of S for the next batch. Returns the put's ticket. Any thread. */
 uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
 {
+    json_t *taken[GARBAGE_TAKE];
     size_t sizes[3] = {str_size(s->task_id), str_size(s->type), str_size(s->status)};
     ref(s->result);
     ref(s->error);
@@ -368,7 +470,9 @@ uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
     step_rec_t *copy = copy_step(&w->pending_arena, s, sizes);
     vec_push(&w->pending, (item_t){.kind = ITEM_STEP, .u.step = copy});
     after_enqueue(w, false);
+    size_t k = take_garbage(w, taken);
     pthread_mutex_unlock(&w->mu);
+    free_taken(taken, k);
     return ticket;
 }
 
@@ -522,6 +626,80 @@ static int apply_op(writer_t *w, request_t *req, err_t *err)
     return 0;
 }
 
+/* Dump V into W's text as the next text slot and drop V (the record's reference). */
+static void dump_value(writer_t *w, json_t *v)
+{
+    if (w->ntexts == w->texts_cap) {
+        w->texts_cap = w->texts_cap ? w->texts_cap * 2 : 1024;
+        w->texts = xrealloc(w->texts, w->texts_cap * sizeof *w->texts);
+    }
+    store_text_t *t = &w->texts[w->ntexts++];
+    if (!v) {
+        t->p = NULL;
+        t->n = 0;
+        return;
+    }
+    size_t off = w->text.len;
+    jsonx_dump_buf(&w->text, v);
+    t->p = (const char *)(uintptr_t)(off + 1); /* made a pointer once TEXT stops moving */
+    t->n = w->text.len - off;
+    if (__atomic_load_n(&v->refcount, __ATOMIC_RELAXED) == 1)
+        jsonvec_push(&w->dropped, v); /* ours is the last reference: freeing it is work */
+    else
+        json_decref(v);
+}
+
+/* Turn every JSON value of the active batch into text, dropping the record's references as
+ * it goes: each value is read once, and the ones the writer held last are handed over to be
+ * freed before the batch is even written (a batch that is tried again needs only the text). */
+static void dump_batch(writer_t *w)
+{
+    buf_reset(&w->text);
+    w->ntexts = 0;
+    for (size_t i = 0; i < w->active.n; i++) {
+        item_t *it = &w->active.v[i];
+        it->json = (uint32_t)w->ntexts;
+        if (it->kind == ITEM_RUN) {
+            run_rec_t *r = it->u.run;
+            dump_value(w, r->trigger_info);
+            dump_value(w, r->input);
+            dump_value(w, r->output);
+            dump_value(w, r->error);
+            r->trigger_info = r->input = r->output = r->error = NULL;
+        } else if (it->kind == ITEM_STEP) {
+            step_rec_t *st = it->u.step;
+            dump_value(w, st->result);
+            dump_value(w, st->error);
+            st->result = st->error = NULL;
+        }
+    }
+    for (size_t i = 0; i < w->ntexts; i++) {
+        store_text_t *t = &w->texts[i];
+        if (t->p)
+            t->p = w->text.data + ((uintptr_t)t->p - 1);
+    }
+}
+
+/* Put the values the batch held last into the garbage for putting threads to free, now that
+ * only their text is needed; when too much is waiting already, free them here. */
+static void hand_over_dropped(writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool keep = w->garbage.n + w->dropped.n > GARBAGE_MAX;
+    if (!keep && w->garbage.n == 0) {
+        jsonvec_t g = w->garbage;
+        w->garbage = w->dropped;
+        w->dropped = g;
+    } else if (!keep) {
+        for (size_t i = 0; i < w->dropped.n; i++)
+            jsonvec_push(&w->garbage, w->dropped.v[i]);
+        w->dropped.n = 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (keep)
+        jsonvec_free_values(&w->dropped);
+}
+
 /* Write the puts of active items [FROM, TO) (no op among them): all runs, then all steps,
  * each kind in order. Runs and steps never touch each other's rows, and a run's puts before
  * an op are never folded into its puts after it, so only the order within a kind matters. */
@@ -534,21 +712,29 @@ static int apply_puts(writer_t *w, size_t from, size_t to, err_t *err)
             if (nr == w->runs_cap) {
                 w->runs_cap = w->runs_cap ? w->runs_cap * 2 : 256;
                 w->runs = xrealloc(w->runs, w->runs_cap * sizeof *w->runs);
+                w->run_json =
+                    xrealloc(w->run_json, w->runs_cap * STORE_RUN_JSON * sizeof *w->run_json);
             }
+            memcpy(&w->run_json[nr * STORE_RUN_JSON], &w->texts[it->json],
+                   STORE_RUN_JSON * sizeof *w->run_json);
             w->runs[nr++] = it->u.run;
         } else {
             if (ns == w->steps_cap) {
                 w->steps_cap = w->steps_cap ? w->steps_cap * 2 : 256;
                 w->steps = xrealloc(w->steps, w->steps_cap * sizeof *w->steps);
+                w->step_json =
+                    xrealloc(w->step_json, w->steps_cap * STORE_STEP_JSON * sizeof *w->step_json);
             }
+            memcpy(&w->step_json[ns * STORE_STEP_JSON], &w->texts[it->json],
+                   STORE_STEP_JSON * sizeof *w->step_json);
             w->steps[ns++] = it->u.step;
         }
     }
     int rc = 0;
     if (nr)
-        rc = w->ops->run_put(w->be, w->runs, nr, err);
+        rc = w->ops->run_put(w->be, w->runs, w->run_json, nr, err);
     if (rc == 0 && ns)
-        rc = w->ops->step_put(w->be, w->steps, ns, err);
+        rc = w->ops->step_put(w->be, w->steps, w->step_json, ns, err);
     return rc;
 }
 
@@ -599,12 +785,7 @@ static void finish_batch(writer_t *w, int rc, const err_t *err)
 {
     for (size_t i = 0; i < w->active.n; i++) {
         item_t *it = &w->active.v[i];
-        if (it->kind == ITEM_RUN) {
-            drop_refs(run_refs(it->u.run));
-        } else if (it->kind == ITEM_STEP) {
-            json_decref(it->u.step->result);
-            json_decref(it->u.step->error);
-        } else if (rc < 0) {
+        if (it->kind == ITEM_OP && rc < 0) {
             request_t *req = it->u.req;
             store_op_clear_results(req->op);
             req->rc = err_set(&req->err, rc, "%s", err->msg);
@@ -618,6 +799,24 @@ static void finish_batch(writer_t *w, int rc, const err_t *err)
  * pending item is window_us old. Under mu; returns false when stopped with nothing left. */
 static bool wait_for_batch(writer_t *w)
 {
+    while (w->pending.n == 0 && w->garbage.n > 0 && !w->stopping) {
+        /* Garbage that no put took: once nothing has been put for GARBAGE_IDLE_MS the
+         * writer frees it itself, outside the lock (putting threads meanwhile find the
+         * garbage empty: only the writer adds to it). */
+        int64_t until = mono_us() + GARBAGE_IDLE_MS * 1000;
+        struct timespec ts = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
+        w->idle = true;
+        int e = pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+        w->idle = false;
+        if (e != ETIMEDOUT || w->pending.n > 0)
+            continue;
+        jsonvec_t g = w->garbage;
+        w->garbage = (jsonvec_t){0};
+        pthread_mutex_unlock(&w->mu);
+        jsonvec_free_values(&g);
+        pthread_mutex_lock(&w->mu);
+        w->garbage = g; /* still empty: the storage is reused */
+    }
     while (w->pending.n == 0 && !w->stopping) {
         w->idle = true;
         pthread_cond_wait(&w->work_cv, &w->mu);
@@ -658,6 +857,9 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         err_t err = {0};
+        dump_batch(w);
+        if (w->dropped.n > 0)
+            hand_over_dropped(w);
         int rc = apply_batch(w, &err);
         finish_batch(w, rc, &err);
         if (rc == 0)
@@ -724,10 +926,18 @@ void writer_stop(writer_t *w)
     pthread_join(w->thread, NULL);
     free(w->pending.v);
     free(w->active.v);
+    jsonvec_free_values(&w->garbage);
+    jsonvec_free_values(&w->dropped);
+    free(w->garbage.v);
+    free(w->dropped.v);
     arena_free(&w->pending_arena);
     arena_free(&w->active_arena);
+    buf_deinit(&w->text);
+    free(w->texts);
     free(w->runs);
     free(w->steps);
+    free(w->run_json);
+    free(w->step_json);
     free(w->slots);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work_cv);

@@ -4,13 +4,19 @@
  */
 #include "store/store.h"
 
+#include "core/buf.h"
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/uuid.h"
 #include "core/xalloc.h"
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -189,7 +195,7 @@ static void test_store_schema_version(void **state)
     fx_t *f = *state;
     store_close(f->st); /* the last connection checkpoints the WAL into the file */
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 1); /* the schema this build writes */
+    assert_int_equal(read_user_version(f->dir), 2); /* the schema this build writes */
 
     /* A database from a newer braid is refused, not damaged. */
     char path[128];
@@ -207,6 +213,146 @@ static void test_store_schema_version(void **state)
     unsigned char one[4] = {0, 0, 0, 1};
     assert_int_equal(pwrite(fd, one, 4, 60), 4);
     close(fd);
+    assert_int_equal(open_store(f, 0), 0);
+}
+
+static step_rec_t mk_step(const char *run_id, int attempt, int seq, const char *task);
+
+/* The schema braid wrote as user_version 1 (migration 0 -> 1, as released). */
+static const char V1_SCHEMA[] =
+    "CREATE TABLE integrations (  name TEXT PRIMARY KEY,  archived INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE integration_versions (  name TEXT NOT NULL,  version INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL,  created_at INTEGER NOT NULL,  PRIMARY KEY (name, version));"
+    "CREATE TABLE triggers (  trigger_id TEXT NOT NULL,  name TEXT NOT NULL,"
+    "  PRIMARY KEY (trigger_id, name)) WITHOUT ROWID;"
+    "CREATE INDEX triggers_name ON triggers(name);"
+    "CREATE TABLE catalog (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);"
+    "INSERT INTO catalog(id, epoch) VALUES (1, 0);"
+    "CREATE TABLE runs (  id TEXT PRIMARY KEY,  integration TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,  status TEXT NOT NULL,  trigger_type TEXT,  trigger_info TEXT,"
+    "  parent_id TEXT,  root_id TEXT NOT NULL,  depth INTEGER NOT NULL,  task TEXT,"
+    "  parent_step INTEGER NOT NULL,  sync_child INTEGER NOT NULL,  detached INTEGER NOT NULL,"
+    "  retry_on_interrupt INTEGER NOT NULL,  input TEXT,  output TEXT,  error TEXT,"
+    "  created_at INTEGER NOT NULL,  scheduled_at INTEGER NOT NULL,  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER NOT NULL,  deadline_at INTEGER NOT NULL,  attempt INTEGER NOT NULL,"
+    "  idempotency_key TEXT,  owner TEXT,  lease_until INTEGER,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX runs_active ON runs(status, scheduled_at)"
+    "  WHERE status='scheduled' OR status='queued' OR status='running';"
+    "CREATE INDEX runs_parent ON runs(parent_id, parent_step) WHERE parent_id IS NOT NULL;"
+    "CREATE INDEX runs_root ON runs(root_id);"
+    "CREATE INDEX runs_integration ON runs(integration, id);"
+    "CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at > 0;"
+    "CREATE TABLE steps (  run_id TEXT NOT NULL,  attempt INTEGER NOT NULL,  seq INTEGER NOT NULL,"
+    "  task_id TEXT,  type TEXT,  status TEXT,  task_attempt INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,  duration_ms INTEGER NOT NULL,  result TEXT,  error TEXT,"
+    "  PRIMARY KEY (run_id, attempt, seq)) WITHOUT ROWID;"
+    "CREATE TABLE idempotency (  scope TEXT NOT NULL,  key TEXT NOT NULL,  run_id TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,  PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_created ON idempotency(created_at);"
+    "PRAGMA user_version=1;";
+
+/* Text of table NAME in DIR's database, owned. */
+static char *table_sql(const char *dir, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/braid.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE name=?1", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char *sql = xstrdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return sql;
+}
+
+static void test_store_migrate_from_v1(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    char dir[128], path[160];
+    snprintf(dir, sizeof dir, "%s/v1", f->dir);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/braid.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, V1_SCHEMA, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO runs(id, integration, version, status, root_id, depth,"
+                     " parent_step, sync_child, detached, retry_on_interrupt, input, created_at,"
+                     " scheduled_at, started_at, finished_at, deadline_at, attempt) VALUES"
+                     " ('0190b0b0-0000-7000-8000-000000000001', 'old', 1, 'succeeded',"
+                     " '0190b0b0-0000-7000-8000-000000000001', 0, -1, 0, 0, 1, '{\"a\":1}',"
+                     " 5, 5, 6, 7, 0, 1);"
+                     "INSERT INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
+                     " started_at, duration_ms, result) VALUES"
+                     " ('0190b0b0-0000-7000-8000-000000000001', 1, 0, 't', 'set', 'succeeded', 1,"
+                     " 6, 1, '[1,2]');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(read_user_version(dir), 1);
+
+    store_t *st = NULL;
+    err_t err = {0};
+    assert_int_equal(store_open(dir, NULL, &st, &err), 0);
+    /* What was there reads back. */
+    run_rec_t *got = get_run(st, "0190b0b0-0000-7000-8000-000000000001");
+    assert_string_equal(got->integration, "old");
+    assert_int_equal(got->finished_at, 7);
+    assert_int_equal(json_integer_value(json_object_get(got->input, "a")), 1);
+    run_rec_free(got);
+    step_rec_t **steps = NULL;
+    int n = 0;
+    assert_int_equal(store_run_steps(st, "0190b0b0-0000-7000-8000-000000000001", &steps, &n, NULL),
+                     0);
+    assert_int_equal(n, 1);
+    assert_int_equal(json_array_size(steps[0]->result), 2);
+    step_rec_free(steps[0]);
+    free(steps);
+    /* New writes land, replacing old rows too. */
+    run_rec_t *r = mk_run("new", RUN_RUNNING, NULL, 10);
+    put_and_flush(st, r);
+    r->status = RUN_SUCCEEDED;
+    r->finished_at = 20;
+    put_and_flush(st, r);
+    got = get_run(st, r->id);
+    assert_int_equal(got->status, RUN_SUCCEEDED);
+    run_rec_free(got);
+    step_rec_t s = mk_step("0190b0b0-0000-7000-8000-000000000001", 1, 0, "t2");
+    store_step_put(st, &s);
+    assert_int_equal(store_flush(st, NULL), 0);
+    assert_int_equal(store_run_steps(st, "0190b0b0-0000-7000-8000-000000000001", &steps, &n, NULL),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(steps[0]->task_id, "t2");
+    step_rec_free(steps[0]);
+    free(steps);
+    store_close(st);
+    run_rec_free(r);
+
+    /* The tables lost their NOT NULL constraints (only the steps key keeps them, implied). */
+    assert_int_equal(read_user_version(dir), 2);
+    char *runs = table_sql(dir, "runs"), *stepsql = table_sql(dir, "steps");
+    assert_null(strstr(runs, "NOT NULL"));
+    assert_non_null(strstr(runs, "cancel_requested INTEGER DEFAULT 0"));
+    assert_null(strstr(stepsql, "NOT NULL"));
+    assert_non_null(strstr(stepsql, "PRIMARY KEY (run_id, attempt, seq)) WITHOUT ROWID"));
+    free(runs);
+    free(stepsql);
+    /* A new database gets the same tables. */
+    runs = table_sql(f->dir, "runs");
+    assert_null(strstr(runs, "NOT NULL"));
+    free(runs);
     assert_int_equal(open_store(f, 0), 0);
 }
 
@@ -618,6 +764,150 @@ static void test_store_steps_latest_attempt(void **state)
     assert_int_equal(n, 0);
     free(steps);
     run_rec_free(r);
+}
+
+/* Many puts in one batch: the writer hands them to the backend together, which writes them
+ * in statements of 64, 32, ... rows; every record must land whole whatever its place. */
+static void test_store_put_batches(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(open_store(f, 200), 0);
+    static const int sizes[] = {1, 2, 3, 63, 64, 65, 127, 200};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        int n = sizes[k];
+        run_rec_t **runs = xcalloc((size_t)n, sizeof *runs);
+        uint64_t last = 0;
+        for (int i = 0; i < n; i++) {
+            runs[i] = mk_run(i % 3 ? "batch/a" : "batch/b", RUN_SUCCEEDED, NULL, 1000 + i);
+            runs[i]->version = i + 1;
+            runs[i]->depth = i % 5;
+            runs[i]->finished_at = 2000 + i;
+            runs[i]->output = json_pack("{s:i, s:s}", "i", i, "s", i % 2 ? "odd" : "\"even\"\n");
+            if (i % 4 == 0)
+                runs[i]->error = json_pack("{s:s}", "code", "x");
+            if (i % 7 == 0)
+                runs[i]->idempotency_key = xstrdup("k");
+            store_run_put(f->st, runs[i]);
+            step_rec_t s = mk_step(runs[i]->id, 1, 0, "t");
+            s.result = json_integer(i);
+            s.duration_ms = i;
+            last = store_step_put(f->st, &s);
+            json_decref(s.result);
+        }
+        assert_int_equal(store_wait(f->st, last, NULL), 0);
+        for (int i = 0; i < n; i++) {
+            run_rec_t *got = get_run(f->st, runs[i]->id);
+            assert_string_equal(got->integration, runs[i]->integration);
+            assert_int_equal(got->version, i + 1);
+            assert_int_equal(got->depth, i % 5);
+            assert_int_equal(got->created_at, 1000 + i);
+            assert_int_equal(got->finished_at, 2000 + i);
+            assert_json_equal(got->input, runs[i]->input);
+            assert_json_equal(got->output, runs[i]->output);
+            if (runs[i]->error)
+                assert_json_equal(got->error, runs[i]->error);
+            else
+                assert_null(got->error);
+            if (runs[i]->idempotency_key)
+                assert_string_equal(got->idempotency_key, "k");
+            else
+                assert_null(got->idempotency_key);
+            run_rec_free(got);
+            step_rec_t **steps = NULL;
+            int ns = 0;
+            assert_int_equal(store_run_steps(f->st, runs[i]->id, &steps, &ns, NULL), 0);
+            assert_int_equal(ns, 1);
+            assert_int_equal(json_integer_value(steps[0]->result), i);
+            assert_int_equal(steps[0]->duration_ms, i);
+            assert_null(steps[0]->error);
+            step_rec_free(steps[0]);
+            free(steps);
+            run_rec_free(runs[i]);
+        }
+        free(runs);
+    }
+
+    /* Batch after batch the copies of records reuse the same memory, and text at an address
+     * already bound is not bound again: what is written must still be each batch's own. */
+    for (int round = 0; round < 3; round++) {
+        char name[16], out[16];
+        snprintf(name, sizeof name, "round/%d", round);
+        run_rec_t *rs[64];
+        uint64_t t = 0;
+        for (int i = 0; i < 64; i++) {
+            rs[i] = mk_run(name, RUN_SUCCEEDED, NULL, 1000);
+            snprintf(out, sizeof out, "r%d-%02d", round, i);
+            rs[i]->output = json_string(out);
+            t = store_run_put(f->st, rs[i]);
+        }
+        assert_int_equal(store_wait(f->st, t, NULL), 0);
+        for (int i = 0; i < 64; i++) {
+            run_rec_t *got = get_run(f->st, rs[i]->id);
+            assert_string_equal(got->integration, name);
+            assert_json_equal(got->output, rs[i]->output);
+            run_rec_free(got);
+            run_rec_free(rs[i]);
+        }
+    }
+
+    /* A run put before and after an op in one batch: both writes land, in order. */
+    run_rec_t *r = mk_run("batch/op", RUN_RUNNING, NULL, 1000);
+    store_run_put(f->st, r);
+    assert_int_equal(store_lease_renew(f->st, "nobody", 1, NULL), 0);
+    r->status = RUN_SUCCEEDED;
+    r->finished_at = 3000;
+    assert_int_equal(store_wait(f->st, store_run_put(f->st, r), NULL), 0);
+    run_rec_t *got = get_run(f->st, r->id);
+    assert_int_equal(got->status, RUN_SUCCEEDED);
+    assert_int_equal(got->finished_at, 3000);
+    run_rec_free(got);
+    run_rec_free(r);
+}
+
+/* jansson allocations alive, counted through its allocation hooks. */
+static atomic_long json_live;
+
+static void *counting_malloc(size_t n)
+{
+    atomic_fetch_add(&json_live, 1);
+    return malloc(n);
+}
+
+static void counting_free(void *p)
+{
+    if (p)
+        atomic_fetch_sub(&json_live, 1);
+    free(p);
+}
+
+/* The writer drops its references to a batch's JSON values once they are written as text,
+ * handing the values it held last to putting threads (or, when none comes, freeing them
+ * itself once idle): nothing is kept. */
+static void test_store_json_released(void **state)
+{
+    fx_t *f = *state;
+    json_set_alloc_funcs(counting_malloc, counting_free);
+    long before = atomic_load(&json_live);
+    run_rec_t *shared = mk_run("rel", RUN_SUCCEEDED, NULL, 1000);
+    for (int i = 0; i < 500; i++) {
+        run_rec_t *r = mk_run("rel", RUN_SUCCEEDED, NULL, 1000 + i);
+        r->output = json_pack("{s:[i, i], s:{s:s}}", "a", i, i, "b", "c", "d");
+        store_run_put(f->st, r);
+        step_rec_t s = mk_step(r->id, 1, 0, "t");
+        s.result = i % 2 ? r->output : shared->input; /* shared with the run, or with us */
+        store_step_put(f->st, &s);
+        run_rec_free(r);
+    }
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    /* The shared value is ours again alone. */
+    assert_int_equal(shared->input->refcount, 1);
+    for (int i = 0; i < 100 && atomic_load(&json_live) > before + 3; i++)
+        usleep(10 * 1000);
+    run_rec_free(shared);
+    assert_int_equal(atomic_load(&json_live), before);
+    json_set_alloc_funcs(malloc, free);
 }
 
 static void test_store_step_children(void **state)
@@ -1236,6 +1526,100 @@ static void test_store_wait_flush_many_threads(void **state)
     assert_int_equal(store_flush(f->st, NULL), 0); /* nothing pending: returns at once */
 }
 
+/* ---- the compact JSON writer the store uses ------------------------------------------------ */
+
+static void assert_dump_like_jansson(const json_t *v)
+{
+    char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "x"); /* appends after what is there */
+    jsonx_dump_buf(&b, v);
+    if (strcmp(b.data + 1, want) != 0)
+        fail_msg("jsonx_dump_buf wrote %s, jansson %s", b.data + 1, want);
+    free(want);
+    buf_deinit(&b);
+}
+
+static void test_jsonx_dump_buf(void **state)
+{
+    (void)state;
+    const char *docs[] = {
+        "null", "true", "false", "0", "-1", "7", "9223372036854775807", "-9223372036854775808",
+        "1234567890123", "\"\"", "\"plain text that is longer than eight bytes\"",
+        "\"q\\\" b\\\\ s/ \\b\\f\\n\\r\\t \\u0001\\u001f\\u007f é ü 😀\"",
+        "\"12345678\\\"12345678\\\\1234567\\n\"", "[]", "{}", "[[],{},[[]]]",
+        "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\",\"f\":{}},\"\\\"k\\n\":-5}",
+        "{\"payload\":{\"x\":0},\"params\":{},\"path\":\"/integrations/execute/a\","
+        "\"headers\":{},\"method\":\"POST\"}",
+        "[1,-2,30,-400,5000,-60000,700000,-8000000,90000000,-100000000,99,100,101,9,10,11]",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        json_error_t je;
+        json_t *v = json_loads(docs[i], JSON_DECODE_ANY, &je);
+        if (!v)
+            fail_msg("bad test document %s: %s", docs[i], je.text);
+        assert_dump_like_jansson(v);
+        json_decref(v);
+    }
+    /* NUL inside strings and keys. */
+    json_t *o = json_object();
+    json_object_setn_new(o, "k\0y", 3, json_stringn("a\0b", 3));
+    assert_dump_like_jansson(o);
+    json_decref(o);
+    /* Every escape at every offset of the eight-byte scan. */
+    for (int c = 0; c < 128; c++) {
+        for (int at = 0; at < 17; at++) {
+            char s[18];
+            memset(s, 'a', sizeof s);
+            s[at] = (char)c;
+            json_t *v = json_stringn(s, sizeof s);
+            assert_dump_like_jansson(v);
+            json_decref(v);
+        }
+    }
+    /* Integers around every power of ten. */
+    for (long long p = 1; p < LLONG_MAX / 10; p *= 10) {
+        for (long long d = -1; d <= 1; d++) {
+            json_t *v = json_integer(p + d), *w = json_integer(-(p + d));
+            assert_dump_like_jansson(v);
+            assert_dump_like_jansson(w);
+            json_decref(v);
+            json_decref(w);
+        }
+    }
+    /* Reals: the shortest text that reads back as the same double, shaped like jansson's. */
+    static const struct {
+        double d;
+        const char *text;
+    } reals[] = {{0.1, "0.1"},         {2.5, "2.5"},     {1.0, "1.0"},
+                 {-0.0, "-0.0"},       {1e300, "1e300"}, {1e-7, "1e-7"},
+                 {123456789.0, "123456789.0"}, {0.30000000000000004, "0.30000000000000004"}};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        buf_t b = BUF_INIT;
+        json_t *v = json_real(reals[i].d);
+        jsonx_dump_buf(&b, v);
+        assert_string_equal(b.data, reals[i].text);
+        assert_true(strtod(b.data, NULL) == reals[i].d);
+        json_decref(v);
+        buf_deinit(&b);
+    }
+    /* The bounded form stops once past the limit and says so. */
+    json_t *big = json_pack("{s:s, s:[i, i, i]}", "a", "0123456789", "b", 1, 2, 3);
+    buf_t b = BUF_INIT;
+    assert_int_equal(jsonx_dump_buf_max(&b, big, 100), 0);
+    assert_string_equal(b.data, "{\"a\":\"0123456789\",\"b\":[1,2,3]}");
+    size_t full = b.len;
+    buf_reset(&b);
+    assert_int_equal(jsonx_dump_buf_max(&b, big, full), 0);
+    buf_reset(&b);
+    assert_int_equal(jsonx_dump_buf_max(&b, big, full - 1), -1);
+    assert_true(b.len <= full);
+    buf_reset(&b);
+    assert_int_equal(jsonx_dump_buf_max(&b, big, 5), -1);
+    buf_deinit(&b);
+    json_decref(big);
+}
+
 static void test_store_throughput(void **state)
 {
     fx_t *f = *state;
@@ -1279,12 +1663,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_open_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_run_roundtrip, setup, teardown),
         cmocka_unit_test(test_store_status_names),
         cmocka_unit_test_setup_teardown(test_store_run_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_steps_latest_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_put_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_json_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_step_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_list_filters_and_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_claim, setup, teardown),
@@ -1298,6 +1685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_idempotency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wait_flush_many_threads, setup, teardown),
+        cmocka_unit_test(test_jsonx_dump_buf),
         cmocka_unit_test_setup_teardown(test_store_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
