@@ -38,3 +38,5 @@ with open(sys.argv[2], "w") as f:
     f.write(f"| runs per store commit | {rpc[0]:.0f} | {statistics.median(rpc):.0f} | {rpc[-1]:.0f} | |\n")
 print(open(sys.argv[2]).read())
 PY
+printf '\n' >>"$out"
+cat bench/analysis.md >>"$out"

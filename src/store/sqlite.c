@@ -390,7 +390,7 @@ void sq_reader_put(store_backend_t *be, sq_conn_t *c)
  * then only slower. */
 static int relax_not_null(sqlite3 *db, err_t *err)
 {
-    int cookie, rc;
+    int cookie = 0, rc;
     if ((rc = pragma_int(db, "PRAGMA schema_version", &cookie, err)) < 0)
         return rc;
     if ((rc = exec_sql(db, "SAVEPOINT relax", err, "cannot update the schema")) < 0)
