@@ -278,3 +278,38 @@ def test_retain_days_flag_accepted(braid):
     rec = braid.run_json("cli/ret", {}, "--retain-days", "1", "--workers", "2")
     assert rec["status"] == "succeeded"
     assert len(braid.runs()) == 1
+
+
+def test_drain_shows_a_progress_line_on_a_terminal(braid):
+    """On a terminal, --drain rewrites one progress line in place; elsewhere it prints none."""
+    import pty
+    import select
+
+    braid.publish(integration("p/leaf", [set_task("s", {"a": 1})]))
+    braid.publish(integration("p/root", [
+        call("later", "p/leaf", strategy="async", delay_ms=400),
+    ]))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([BIN, "run", "p/root", "--drain", "--data", braid.data],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 10)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    assert proc.returncode == 0
+    text = seen.decode(errors="replace")
+    assert "drain:" in text and "scheduled" in text and "\r" in text, text
+    # Not on a terminal: no progress at all.
+    r = braid("run", "p/root", "--drain")
+    assert r.returncode == 0 and "drain:" not in r.stderr
