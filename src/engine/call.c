@@ -44,20 +44,8 @@ static void await_run(engine_t *eng, const char *id, int64_t deadline, call_resu
 {
     int64_t slice = 5;
     for (;;) {
-        live_run_t *lr = live_acquire(eng, id);
-        if (lr) {
-            pthread_mutex_lock(&lr->mu);
-            while (!run_status_finished(lr->status) && clock_mono_ms() < deadline)
-                cond_wait_until(&lr->cv, &lr->mu, deadline, 100);
-            res->status = lr->status;
-            if (run_status_finished(lr->status)) {
-                res->output = json_incref(lr->output);
-                res->error = json_incref(lr->error);
-            }
-            pthread_mutex_unlock(&lr->mu);
-            live_release(eng, lr);
+        if (live_snapshot(eng, id, deadline, &res->status, &res->output, &res->error))
             return;
-        }
         run_rec_t *rec = NULL;
         if (store_run_get(eng->store, id, &rec, NULL) == 0) {
             res->status = rec->status;

@@ -166,6 +166,25 @@ live_run_t *live_acquire(engine_t *eng, const char *id)
     return lr;
 }
 
+bool live_snapshot(engine_t *eng, const char *id, int64_t until, run_status_t *status,
+                   json_t **output, json_t **error)
+{
+    live_run_t *lr = live_acquire(eng, id);
+    if (!lr)
+        return false;
+    pthread_mutex_lock(&lr->mu);
+    while (!run_status_finished(lr->status) && clock_mono_ms() < until)
+        cond_wait_until(&lr->cv, &lr->mu, until, 100);
+    *status = lr->status;
+    if (run_status_finished(lr->status)) {
+        *output = json_incref(lr->output);
+        *error = json_incref(lr->error);
+    }
+    pthread_mutex_unlock(&lr->mu);
+    live_release(eng, lr);
+    return true;
+}
+
 void live_release(engine_t *eng, live_run_t *lr)
 {
     pthread_mutex_lock(&eng->live_mu);
@@ -177,7 +196,7 @@ void live_release(engine_t *eng, live_run_t *lr)
 
 /* ---- cancellations asked elsewhere --------------------------------------------------------- */
 
-static void flag_ids(engine_t *eng, json_t *ids)
+void live_cancel_ids(engine_t *eng, const json_t *ids)
 {
     size_t i;
     json_t *id;
@@ -197,11 +216,11 @@ void engine_poll_cancellations(engine_t *eng)
      * `braid run`, later HTTP requests) carry none. */
     json_t *ids = NULL;
     if (store_cancel_requested(eng->store, eng->owner, &ids, NULL) == 0)
-        flag_ids(eng, ids);
+        live_cancel_ids(eng, ids);
     json_decref(ids);
     ids = NULL;
     if (store_cancel_requested(eng->store, NULL, &ids, NULL) == 0)
-        flag_ids(eng, ids);
+        live_cancel_ids(eng, ids);
     json_decref(ids);
 }
 

@@ -91,6 +91,13 @@ void live_finish(engine_t *eng, live_run_t *lr, run_status_t status, json_t *out
                  json_t *error);
 /* A counted reference to the live run ID, or NULL when it is not executing here. */
 live_run_t *live_acquire(engine_t *eng, const char *id);
+/* When run ID executes here: wait until it finishes or UNTIL (monotonic ms; 0 = no wait), then
+ * fill *STATUS and, once finished, *OUTPUT and *ERROR (new references) and return true.
+ * False when it does not execute here (ask the store). */
+bool live_snapshot(engine_t *eng, const char *id, int64_t until, run_status_t *status,
+                   json_t **output, json_t **error);
+/* Set the cancel flag of each run of IDS (array of ids) that executes here. */
+void live_cancel_ids(engine_t *eng, const json_t *ids);
 void live_release(engine_t *eng, live_run_t *lr);
 
 root_state_t *root_acquire(engine_t *eng, const char *root_id, bool is_new);

@@ -60,24 +60,11 @@ int engine_cancel(engine_t *eng, const char *run_id, json_t **out, err_t *err)
         rc = store_run_cancel(eng->store, run_id, clock_now_ms(), &status, err);
     if (rc < 0)
         return rc;
-    live_run_t *lr = live_acquire(eng, run_id);
-    if (lr) {
-        atomic_store(&lr->cancel, 1);
-        live_release(eng, lr);
-    }
     json_t *running = NULL;
     if ((rc = store_cancel_descendants(eng->store, run_id, clock_now_ms(), &running, err)) < 0)
         return rc;
-    size_t i;
-    json_t *id;
-    json_array_foreach(running, i, id)
-    {
-        live_run_t *child = live_acquire(eng, json_string_value(id));
-        if (child) {
-            atomic_store(&child->cancel, 1);
-            live_release(eng, child);
-        }
-    }
+    json_array_append_new(running, json_string(run_id));
+    live_cancel_ids(eng, running);
     json_decref(running);
     /* The run stops at its next check: here at once, in another process when its watcher
      * polls (every 250 ms). Wait a little so the answer shows the outcome, not "running". */

@@ -57,17 +57,8 @@ static int collect_ids(json_t *runs, awaited_t **out, int *n, char *msg, size_t 
 static void refresh(run_ctx_t *ctx, awaited_t *a)
 {
     engine_t *eng = ctx->eng;
-    live_run_t *lr = live_acquire(eng, a->id);
-    if (lr) {
+    if (live_snapshot(eng, a->id, 0, &a->status, &a->output, &a->error)) {
         a->known = true;
-        pthread_mutex_lock(&lr->mu);
-        a->status = lr->status;
-        if (run_status_finished(lr->status)) {
-            a->output = json_incref(lr->output);
-            a->error = json_incref(lr->error);
-        }
-        pthread_mutex_unlock(&lr->mu);
-        live_release(eng, lr);
         return;
     }
     run_rec_t *rec = NULL;
