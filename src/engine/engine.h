@@ -30,6 +30,7 @@ typedef struct engine_config {
     definition_limits_t def_limits;
     size_t max_input_bytes;  /* JSON input documents; default 10 MiB */
     int max_input_depth;     /* JSON input nesting; default 64 */
+    bool log_runs;           /* one JSON log line on stderr per finished run; default off */
 } engine_config_t;
 
 /* Fill CFG with the defaults above. */

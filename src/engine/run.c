@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/crash.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 
 #include <math.h>
@@ -383,6 +384,27 @@ static json_t *run_object(const run_rec_t *rec)
     return r;
 }
 
+/* One structured line per finished run: ids, status, duration and the error's code — never
+ * input, output or messages, which may carry what the run was given. */
+static void log_finished(const run_rec_t *rec)
+{
+    json_t *f = json_object();
+    json_object_set_new_nocheck(f, "run_id", json_stringn_nocheck(rec->id, 36));
+    json_object_set_new_nocheck(f, "integration", json_string_nocheck(rec->integration));
+    json_object_set_new_nocheck(f, "version", json_integer(rec->version));
+    json_object_set_new_nocheck(f, "status", json_string_nocheck(run_status_name(rec->status)));
+    json_object_set_new_nocheck(f, "duration_ms",
+                                json_integer(rec->finished_at - rec->started_at));
+    json_object_set_new_nocheck(f, "root_id", json_stringn_nocheck(rec->root_id, 36));
+    if (rec->parent_id[0])
+        json_object_set_new_nocheck(f, "parent_id", json_stringn_nocheck(rec->parent_id, 36));
+    json_object_set_new_nocheck(f, "trigger", json_string_nocheck(rec->trigger));
+    json_t *code = json_object_get(rec->error, "code");
+    if (json_is_string(code))
+        json_object_set_new_nocheck(f, "error_code", json_copy(code));
+    log_event(LOG_INFO, "run finished", f);
+}
+
 /* Execute one run to its end on this thread. See engine_internal.h. */
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
                  run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out)
@@ -430,6 +452,8 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     rec->error = json_incref(res.error);
     rec->finished_at = clock_now_ms();
     res.ticket = store_run_put(eng->store, rec);
+    if (eng->cfg.log_runs)
+        log_finished(rec);
     if (parent)
         live_deinit(&local);
     else
