@@ -94,7 +94,7 @@ int cmd_run(int argc, char **argv)
         {"--drain", OPT_FLAG, &o.drain, NULL, "also run every async run that comes due", 0, 0},
         {"--workers", OPT_INT, &o.workers, "N", "threads running async runs (default 4)", 1, 256},
         {"--max-call-depth", OPT_INT, &o.max_call_depth, "N", "deepest call chain (default 32)", 1,
-         10000},
+         ENGINE_MAX_CALL_DEPTH},
         {"--max-descendants", OPT_INT, &o.max_descendants, "N",
          "runs one call tree may start (default 100000)", 1, 1000000000},
         {"--max-steps", OPT_INT, &o.max_steps, "N", "task executions per run (default 10000)", 1,

@@ -17,6 +17,31 @@
 #include <string.h>
 
 #define MAX_DELAY_MS (30LL * 24 * 3600 * 1000)
+#define STACK_RESERVE (256 * 1024) /* bytes of stack a sync call must leave free */
+
+/* The lowest usable address of this thread's stack, found once per thread. */
+static _Thread_local char *stack_low;
+
+/* Whether this thread has room for one more sync call level. A sync call recurses on the
+ * caller's stack, and max_call_depth bounds the chain, but threads differ in stack size (the
+ * main thread, workers, a server's threads): this makes overflow impossible on any of them. */
+static bool stack_has_room(void)
+{
+    char here;
+    if (!stack_low) {
+        pthread_attr_t attr;
+        void *addr = NULL;
+        size_t size = 0;
+        if (pthread_getattr_np(pthread_self(), &attr) != 0)
+            return true;
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
+        stack_low = addr;
+        if (!stack_low)
+            return true;
+    }
+    return &here - stack_low > STACK_RESERVE;
+}
 
 /* The run's stored input context: the payload and whatever CONTEXT (an extended payload, an
  * HTTP request) sets; run_input_context() fills in the defaults when the run is shown or its
@@ -89,6 +114,11 @@ static int check_limits(engine_t *eng, const call_spec_t *spec, const definition
         return err_set(err, BR_EFORBIDDEN, "integration '%s' may not be called by '%s'",
                        def->name, spec->caller->def->name);
     int depth = spec->caller ? spec->caller->rec->depth + 1 : 0;
+    if (spec->caller && !stack_has_room())
+        return err_set_detail(err, BR_ECALL_DEPTH_EXCEEDED,
+                              json_pack("{s:i}", "max_call_depth", cfg->max_call_depth),
+                              "calling '%s' at call depth %d would overflow this thread's stack",
+                              def->name, depth);
     if (depth > cfg->max_call_depth)
         return err_set_detail(err, BR_ECALL_DEPTH_EXCEEDED,
                               json_pack("{s:i}", "max_call_depth", cfg->max_call_depth),

@@ -38,7 +38,8 @@ int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t
         eng->cfg = *cfg;
     else
         engine_config_defaults(&eng->cfg);
-    if (eng->cfg.max_call_depth < 1 || eng->cfg.max_steps < 1 || eng->cfg.max_descendants < 1 ||
+    if (eng->cfg.max_call_depth < 1 || eng->cfg.max_call_depth > ENGINE_MAX_CALL_DEPTH ||
+        eng->cfg.max_steps < 1 || eng->cfg.max_descendants < 1 ||
         eng->cfg.workers < 1 || eng->cfg.workers > 1024) {
         free(eng);
         return err_set(err, BR_EUSAGE, "engine settings out of range");

@@ -19,8 +19,10 @@
 
 typedef struct engine engine_t;
 
+#define ENGINE_MAX_CALL_DEPTH 1000 /* the highest max_call_depth accepted */
+
 typedef struct engine_config {
-    int max_call_depth;      /* deepest call chain; default 32 */
+    int max_call_depth;      /* deepest call chain; default 32, at most ENGINE_MAX_CALL_DEPTH */
     int64_t max_descendants; /* runs one root's tree may start; default 100000 */
     int max_steps;           /* task executions per run; default 10000 */
     int workers;             /* threads running async runs; default 4 */

@@ -1,7 +1,8 @@
 """Engine limits and deadlines (SPEC §2 max_steps and timeouts, §3 rules)."""
+import subprocess
 import time
 
-from conftest import by_integration, call, integration, parse_time, set_task
+from conftest import BIN, by_integration, call, integration, parse_time, set_task
 
 
 def self_caller(name, strategy):
@@ -204,3 +205,17 @@ def test_max_concurrency_refuses_a_second_sync_run(braid, run_json):
     assert rec["output"]["code"] == "concurrency_limit"
     # Refused before it started: only the root ran.
     assert len(braid.runs()) == 1
+
+
+def test_deep_recursion_never_overflows_the_stack(braid):
+    """At the highest depth allowed, and on a small stack, recursion ends with an error."""
+    braid.publish(integration("deep/loop", [call("again", "deep/loop")]))
+    r = braid("run", "deep/loop", "--max-call-depth", "1000")
+    assert r.returncode == 1 and "call_depth_exceeded" in r.stderr, r.stderr
+    r = braid("run", "deep/loop", "--max-call-depth", "1001")
+    assert r.returncode == 2
+    small = subprocess.run(["sh", "-c", 'ulimit -s 512 && exec "$0" "$@"', BIN, "run",
+                            "deep/loop", "--max-call-depth", "1000", "--data", braid.data],
+                           capture_output=True, text=True, timeout=60)
+    assert small.returncode == 1, small.stderr
+    assert "call_depth_exceeded" in small.stderr and "stack" in small.stderr, small.stderr
