@@ -495,19 +495,23 @@ json_t *jsonx_get_path(json_t *root, const char *path)
 
 void jsonx_set_dotted(json_t *obj, const char *key, json_t *value)
 {
-    const char *dot = strchr(key, '.');
-    if (!dot) {
-        json_object_set_new(obj, key, value);
-        return;
+    /* Iterative, so a key with many dots costs no stack. */
+    for (;;) {
+        const char *dot = strchr(key, '.');
+        if (!dot) {
+            json_object_set_new(obj, key, value);
+            return;
+        }
+        char *head = xstrndup(key, (size_t)(dot - key));
+        json_t *child = json_object_get(obj, head);
+        if (!json_is_object(child)) {
+            child = json_object();
+            json_object_set_new(obj, head, child);
+        }
+        free(head);
+        obj = child;
+        key = dot + 1;
     }
-    char *head = xstrndup(key, (size_t)(dot - key));
-    json_t *child = json_object_get(obj, head);
-    if (!json_is_object(child)) {
-        child = json_object();
-        json_object_set_new(obj, head, child);
-    }
-    free(head);
-    jsonx_set_dotted(child, dot + 1, value);
 }
 
 bool jsonx_as_int(const json_t *v, long long *out)

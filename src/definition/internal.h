@@ -69,6 +69,7 @@ const json_t *def_get_array(vctx_t *c, const json_t *obj, const char *key, bool 
 
 /* validate.c: names. */
 bool def_is_identifier(const char *s);
+#define DEF_MAX_VAR_SEGMENTS 32 /* dotted segments in a var name */
 bool def_is_var_name(const char *s);
 bool def_is_trigger_id(const char *s);
 const char *def_integration_name_problem(const char *s);

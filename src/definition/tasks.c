@@ -178,7 +178,7 @@ static void call_outputs(vctx_t *c, const json_t *obj, call_task_t *ct)
     {
         if (!def_is_var_name(var)) {
             def_problem_key(c, var,
-                            "invalid var name '%s': must be names "
+                            "invalid var name '%.200s': must be at most 32 names "
                             "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
                             var);
         } else if (!json_is_string(path)) {
@@ -288,7 +288,7 @@ void def_compile_set(vctx_t *c, const json_t *obj, task_t *t)
     {
         if (!def_is_var_name(key)) {
             def_problem_key(c, key,
-                            "invalid var name '%s': must be names "
+                            "invalid var name '%.200s': must be at most 32 names "
                             "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
                             key);
             continue;

@@ -253,10 +253,11 @@ bool def_is_identifier(const char *s)
     return true;
 }
 
-/* Identifiers joined by dots ("customer.name"): var names that make nested objects. */
+/* Identifiers joined by dots ("customer.name"): var names that make nested objects, at most
+ * DEF_MAX_VAR_SEGMENTS of them (a var path is not a way to build arbitrarily deep values). */
 bool def_is_var_name(const char *s)
 {
-    for (;;) {
+    for (int segments = 1; segments <= DEF_MAX_VAR_SEGMENTS; segments++) {
         const char *dot = strchr(s, '.');
         size_t n = dot ? (size_t)(dot - s) : strlen(s);
         if (n == 0 || !is_alpha_(s[0]))
@@ -268,6 +269,7 @@ bool def_is_var_name(const char *s)
             return true;
         s = dot + 1;
     }
+    return false;
 }
 
 /* ^[a-z0-9][a-z0-9_.-]*$ */

@@ -307,3 +307,13 @@ def test_warning_when_new_callee_version_breaks_caller(braid):
     assert r.returncode == 0
     wl = [l for l in r.stdout.splitlines() if l.startswith("warning: ")]
     assert any("w/caller" in l for l in wl) and any("w/other" in l for l in wl), r.stdout
+
+
+def test_var_names_have_at_most_32_segments(braid):
+    deep = ".".join(["a"] * 33)
+    ok = ".".join(["b"] * 32)
+    path = braid.write(integration("p/dots", [set_task("s", {deep: 1, ok: 2})]))
+    r = braid("validate", path)
+    assert r.returncode == 1
+    assert "at most 32 names" in r.stderr and "/tasks/0/values/" in r.stderr
+    braid.publish(integration("p/dots", [set_task("s", {ok: 2})]))
