@@ -5,9 +5,10 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libjansson-dev libsqlite3-dev
+    libjansson-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev
     libcmocka-dev
     python3 python3-pytest python3-requests
+    wrk
 )
 
 missing=()

@@ -16,6 +16,8 @@ static const struct {
     {"runs", cmd_runs, "list run history"},
     {"show", cmd_show, "show one run, or its whole call tree"},
     {"graph", cmd_graph, "the static call graph of the published integrations"},
+    {"token", cmd_token, "create, list and revoke API tokens"},
+    {"serve", cmd_serve, "serve the HTTP API and run the workers"},
 };
 
 static void top_help(FILE *out)

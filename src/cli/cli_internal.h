@@ -62,6 +62,17 @@ char *cli_read_file(const char *path, size_t *len);
 /* "12ms", "1.4s", "2m03s" */
 void cli_format_duration(int64_t ms, char *out, size_t n);
 
+/* The engine's settings as flags, shared by `braid run` and `braid serve`: fill with
+ * cli_engine_flags_init, put the rows cli_engine_flags_opts writes (CLI_ENGINE_FLAGS of them)
+ * into the command's option table, and after parsing copy them with cli_engine_flags_apply. */
+typedef struct cli_engine_flags {
+    long long max_call_depth, max_descendants, max_steps, retain_days;
+} cli_engine_flags_t;
+#define CLI_ENGINE_FLAGS 4
+void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg);
+void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS]);
+void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg);
+
 /* The commands. */
 int cmd_publish(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
@@ -70,5 +81,7 @@ int cmd_cancel(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -252,3 +252,35 @@ void cli_format_duration(int64_t ms, char *out, size_t n)
     else
         snprintf(out, n, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
 }
+
+/* The engine's settings as flags. See cli_internal.h. */
+void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg)
+{
+    f->max_call_depth = cfg->max_call_depth;
+    f->max_descendants = cfg->max_descendants;
+    f->max_steps = cfg->max_steps;
+    f->retain_days = cfg->retain_days;
+}
+
+void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS])
+{
+    const cli_opt_t table[CLI_ENGINE_FLAGS] = {
+        {"--max-call-depth", OPT_INT, &f->max_call_depth, "N", "deepest call chain (default 32)",
+         1, 10000},
+        {"--max-descendants", OPT_INT, &f->max_descendants, "N",
+         "runs one call tree may start (default 100000)", 1, 1000000000},
+        {"--max-steps", OPT_INT, &f->max_steps, "N", "task executions per run (default 10000)", 1,
+         1000000000},
+        {"--retain-days", OPT_INT, &f->retain_days, "N", "days of history kept (default 30)", 1,
+         36500},
+    };
+    memcpy(rows, table, sizeof table);
+}
+
+void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg)
+{
+    cfg->max_call_depth = (int)f->max_call_depth;
+    cfg->max_descendants = f->max_descendants;
+    cfg->max_steps = (int)f->max_steps;
+    cfg->retain_days = (int)f->retain_days;
+}

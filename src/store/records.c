@@ -1,5 +1,5 @@
-/* records.c - run, step and integration-version records: life cycle, status names, and the
- * JSON shapes the API shows (SPEC §8). Backend-neutral: no storage code here.
+/* records.c - run, step, integration-version and token records: life cycle, status names,
+ * and the JSON shapes the API shows (SPEC §8, §9). Backend-neutral: no storage code here.
  *
  * Invariant: a record owns its strings; its JSON values are references it holds (never
  * modified in place, so copies may share them).
@@ -240,4 +240,32 @@ json_t *run_input_context(const char *integration, const json_t *stored)
     if (!json_object_get(in, "fullpath"))
         json_object_set(in, "fullpath", path);
     return in;
+}
+
+/* Free T. NULL-safe. The hash is not the secret, but zeroing it costs nothing and keeps it out
+ * of freed memory. */
+void token_rec_free(token_rec_t *t)
+{
+    if (!t)
+        return;
+    free(t->role);
+    json_decref(t->scopes);
+    free(t->description);
+    memset(t->hash, 0, sizeof t->hash);
+    free(t);
+}
+
+/* The token as the API lists it: {id, role, scopes, description, created_at, revoked_at},
+ * times in RFC 3339 (revoked_at null while active), never the hash. Returned owned; scopes is
+ * a copy. Any thread. */
+json_t *token_rec_to_json(const token_rec_t *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(t->id));
+    json_object_set_new(o, "role", string_or_null(t->role));
+    json_object_set_new(o, "scopes", t->scopes ? json_deep_copy(t->scopes) : json_array());
+    json_object_set_new(o, "description", string_or_null(t->description));
+    json_object_set_new(o, "created_at", time_json(t->created_at));
+    json_object_set_new(o, "revoked_at", time_json(t->revoked_at));
+    return o;
 }

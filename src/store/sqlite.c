@@ -107,6 +107,17 @@ static const migration_t migrations[] = {
     "CREATE INDEX idempotency_created ON idempotency(created_at);", NULL},
     /* 1 -> 2: runs and steps lose their NOT NULL constraints (see relax_not_null). */
     {NULL, relax_not_null},
+    /* 2 -> 3: API tokens, by the public id; hash is BLAKE2b-256 of the secret (vault.h), the
+     * secret itself is never stored; scopes is a JSON array of globs; revoked_at 0 = active.
+     * IF NOT EXISTS: running it twice (a user_version set back by hand) changes nothing. */
+    {"CREATE TABLE IF NOT EXISTS tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  role TEXT NOT NULL,"
+    "  scopes TEXT NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  description TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0);", NULL},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1176,6 +1187,56 @@ static int op_purge(store_backend_t *be, store_op_t *op, err_t *err)
     return 0;
 }
 
+/* ---- the write side: API tokens ------------------------------------------------------------- */
+
+static const char SQL_TOKEN_INSERT[] =
+    "INSERT INTO tokens(id, role, scopes, hash, description, created_at, revoked_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING";
+/* SQLite counts a row the WHERE matched as changed even when its value stays, so one
+ * statement both keeps the first revocation time and tells whether the id exists. */
+static const char SQL_TOKEN_REVOKE[] =
+    "UPDATE tokens SET revoked_at=CASE WHEN revoked_at=0 THEN ?2 ELSE revoked_at END"
+    " WHERE id=?1";
+
+static int op_token_put(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    const token_rec_t *t = op->u.token_put.rec;
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = prep_w(be, SQL_TOKEN_INSERT, &st, err)) < 0)
+        return rc;
+    char *scopes = t->scopes ? jsonx_dump(t->scopes) : xstrdup("[]");
+    sq_bind_str(st, 1, t->id);
+    sq_bind_str(st, 2, t->role);
+    sq_bind_str(st, 3, scopes);
+    sqlite3_bind_blob(st, 4, t->hash, sizeof t->hash, SQLITE_STATIC);
+    sq_bind_str(st, 5, t->description);
+    sqlite3_bind_int64(st, 6, t->created_at);
+    sqlite3_bind_int64(st, 7, t->revoked_at > 0 ? t->revoked_at : 0);
+    rc = step_done(db, st, err, "cannot store a token");
+    free(scopes);
+    if (rc == 0 && sqlite3_changes(db) == 0)
+        rc = err_set(err, BR_ECONFLICT, "token %s exists already", t->id);
+    return rc;
+}
+
+static int op_token_revoke(store_backend_t *be, store_op_t *op, err_t *err)
+{
+    sqlite3 *db = be->w->db;
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = prep_w(be, SQL_TOKEN_REVOKE, &st, err)) < 0)
+        return rc;
+    sq_bind_str(st, 1, op->u.token_revoke.id);
+    sqlite3_bind_int64(st, 2, op->u.token_revoke.now);
+    if ((rc = step_done(db, st, err, "cannot revoke a token")) < 0)
+        return rc;
+    if (sqlite3_changes(db) == 0)
+        return err_set(err, BR_ENOT_FOUND, "no token %s", op->u.token_revoke.id);
+    return 0;
+}
+
 static int w_exec(store_backend_t *be, store_op_t *op, err_t *err)
 {
     switch (op->kind) {
@@ -1199,6 +1260,10 @@ static int w_exec(store_backend_t *be, store_op_t *op, err_t *err)
         return op_idempotency(be, op, err);
     case STORE_OP_PURGE:
         return op_purge(be, op, err);
+    case STORE_OP_TOKEN_PUT:
+        return op_token_put(be, op, err);
+    case STORE_OP_TOKEN_REVOKE:
+        return op_token_revoke(be, op, err);
     }
     return err_set(err, BR_EINTERNAL, "unknown store operation %d", (int)op->kind);
 }
@@ -1296,6 +1361,9 @@ static const store_backend_ops_t sqlite_ops = {
     .queue_next_due = sq_queue_next_due,
     .queue_counts = sq_queue_counts,
     .cancel_requested = sq_cancel_requested,
+    .token_get = sq_token_get,
+    .token_list = sq_token_list,
+    .token_any_active = sq_token_any_active,
     .engine_lock = engine_lock,
     .close = backend_close,
 };

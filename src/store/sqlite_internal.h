@@ -114,5 +114,8 @@ int sq_root_count(store_backend_t *be, const char *root_id, int64_t *count, err_
 int sq_queue_next_due(store_backend_t *be, int64_t *when, err_t *err);
 int sq_queue_counts(store_backend_t *be, json_t **out, err_t *err);
 int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, err_t *err);
+int sq_token_get(store_backend_t *be, const char *id, token_rec_t **out, err_t *err);
+int sq_token_list(store_backend_t *be, json_t **out, err_t *err);
+int sq_token_any_active(store_backend_t *be, const char *role, bool *any, err_t *err);
 
 #endif

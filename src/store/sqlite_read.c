@@ -1,5 +1,5 @@
-/* sqlite_read.c - the SQLite backend's read side: integrations, run history and the queue's
- * counters, on read-only connections borrowed from the pool.
+/* sqlite_read.c - the SQLite backend's read side: integrations, run history, the queue's
+ * counters and API tokens, on read-only connections borrowed from the pool.
  *
  * Each function borrows one connection, runs its statements, resets them (so no read
  * transaction outlives the call and later reads see newer commits) and gives it back. Any
@@ -528,4 +528,109 @@ int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, er
     }
     *out = arr;
     return 0;
+}
+
+/* ---- API tokens ------------------------------------------------------------------------------ */
+
+#define TOKEN_COLS "id, role, scopes, hash, description, created_at, revoked_at"
+
+static const char SQL_TOKEN_GET[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id=?1";
+static const char SQL_TOKEN_LIST[] =
+    "SELECT " TOKEN_COLS " FROM tokens ORDER BY created_at DESC, id DESC";
+static const char SQL_TOKEN_ANY[] = "SELECT 1 FROM tokens WHERE role=?1 AND revoked_at=0 LIMIT 1";
+
+/* The token in the current row (TOKEN_COLS) as an owned record. A hash that is not 32 bytes
+ * or scopes that are not an array mean a damaged row: BR_ESTORE. */
+static int row_token(sqlite3_stmt *st, token_rec_t **out, err_t *err)
+{
+    token_rec_t *t = XNEW(token_rec_t);
+    int rc = 0;
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    snprintf(t->id, sizeof t->id, "%s", id ? id : "");
+    t->role = sq_col_str(st, 1);
+    if ((rc = sq_col_json(st, 2, &t->scopes, err)) < 0)
+        goto out;
+    if (!json_is_array(t->scopes)) {
+        rc = err_set(err, BR_ESTORE, "token %s has damaged scopes", t->id);
+        goto out;
+    }
+    const void *hash = sqlite3_column_blob(st, 3);
+    if (!hash || sqlite3_column_bytes(st, 3) != (int)sizeof t->hash) {
+        rc = err_set(err, BR_ESTORE, "token %s has a damaged hash", t->id);
+        goto out;
+    }
+    memcpy(t->hash, hash, sizeof t->hash);
+    t->description = sq_col_str(st, 4);
+    t->created_at = sqlite3_column_int64(st, 5);
+    t->revoked_at = sqlite3_column_int64(st, 6);
+    *out = t;
+    t = NULL;
+out:
+    token_rec_free(t);
+    return rc;
+}
+
+/* Token ID into *OUT (owned; token_rec_free), revoked ones too. BR_ENOT_FOUND when unknown. */
+int sq_token_get(store_backend_t *be, const char *id, token_rec_t **out, err_t *err)
+{
+    sq_conn_t *c;
+    sqlite3_stmt *st;
+    int rc = begin_read(be, SQL_TOKEN_GET, &c, &st, err);
+    if (rc < 0)
+        return rc;
+    sq_bind_str(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        rc = row_token(st, out, err);
+    else if (s == SQLITE_DONE)
+        rc = err_set(err, BR_ENOT_FOUND, "no token %s", id);
+    else
+        rc = sq_fail(c->db, err, "cannot read a token");
+    end_read(be, c, st);
+    return rc;
+}
+
+/* Every token as token_rec_to_json, newest first: *OUT an owned array. */
+int sq_token_list(store_backend_t *be, json_t **out, err_t *err)
+{
+    sq_conn_t *c;
+    sqlite3_stmt *st;
+    int rc = begin_read(be, SQL_TOKEN_LIST, &c, &st, err);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    int s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        token_rec_t *t = NULL;
+        if ((rc = row_token(st, &t, err)) == 0)
+            json_array_append_new(arr, token_rec_to_json(t));
+        token_rec_free(t);
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = sq_fail(c->db, err, "cannot list tokens");
+    end_read(be, c, st);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}
+
+/* Whether an unrevoked token with ROLE exists, into *ANY. */
+int sq_token_any_active(store_backend_t *be, const char *role, bool *any, err_t *err)
+{
+    sq_conn_t *c;
+    sqlite3_stmt *st;
+    int rc = begin_read(be, SQL_TOKEN_ANY, &c, &st, err);
+    if (rc < 0)
+        return rc;
+    sq_bind_str(st, 1, role);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW || s == SQLITE_DONE)
+        *any = s == SQLITE_ROW;
+    else
+        rc = sq_fail(c->db, err, "cannot read tokens");
+    end_read(be, c, st);
+    return rc;
 }

@@ -7,6 +7,7 @@
  */
 #include "store/store_internal.h"
 
+#include "core/clock.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -519,4 +520,68 @@ int store_purge(store_t *st, int64_t before, int64_t *deleted, err_t *err)
     if (deleted)
         *deleted = total;
     return rc;
+}
+
+/* ---- API tokens ------------------------------------------------------------------------------ */
+
+static bool token_role_ok(const char *role)
+{
+    return role && (strcmp(role, "admin") == 0 || strcmp(role, "editor") == 0 ||
+                    strcmp(role, "viewer") == 0 || strcmp(role, "invoker") == 0);
+}
+
+/* Store the new token T (borrowed: its id, role, scopes, hash, description and times; the
+ * secret is never given to the store). BR_EINPUT_INVALID for a record without id, a known
+ * role or array scopes; BR_ECONFLICT when the id exists. Durable on return. Any thread. */
+int store_token_put(store_t *st, const token_rec_t *t, err_t *err)
+{
+    if (!t || !t->id[0] || !memchr(t->id, '\0', sizeof t->id))
+        return err_set(err, BR_EINPUT_INVALID, "a token needs an id");
+    if (!token_role_ok(t->role))
+        return err_set(err, BR_EINPUT_INVALID, "unknown token role \"%s\"", t->role ? t->role : "");
+    if (t->scopes && !json_is_array(t->scopes))
+        return err_set(err, BR_EINPUT_INVALID, "a token's scopes must be an array");
+    store_op_t op = {.kind = STORE_OP_TOKEN_PUT};
+    op.u.token_put.rec = t;
+    return writer_exec(st->w, &op, err);
+}
+
+/* Token ID into *OUT (owned; token_rec_free), revoked ones too. BR_ENOT_FOUND when unknown.
+ * Sees committed writes. Any thread. */
+int store_token_get(store_t *st, const char *id, token_rec_t **out, err_t *err)
+{
+    *out = NULL;
+    if (!id || !*id)
+        return err_set(err, BR_ENOT_FOUND, "no token id given");
+    return st->ops->token_get(st->be, id, out, err);
+}
+
+/* Every token as token_rec_to_json (no hashes), newest first: *OUT an owned array. Any
+ * thread. */
+int store_token_list(store_t *st, json_t **out, err_t *err)
+{
+    *out = NULL;
+    return st->ops->token_list(st->be, out, err);
+}
+
+/* Revoke token ID at NOW (epoch ms; 0 or less means now). Revoking again keeps the first
+ * time. BR_ENOT_FOUND when unknown. Durable on return. Any thread. */
+int store_token_revoke(store_t *st, const char *id, int64_t now, err_t *err)
+{
+    if (!id || !*id)
+        return err_set(err, BR_ENOT_FOUND, "no token id given");
+    store_op_t op = {.kind = STORE_OP_TOKEN_REVOKE};
+    op.u.token_revoke.id = id;
+    op.u.token_revoke.now = now > 0 ? now : clock_now_ms();
+    return writer_exec(st->w, &op, err);
+}
+
+/* Whether an active (unrevoked) token with ROLE exists, into *ANY: the server asks for
+ * "admin" at start to decide on the bootstrap token. Any thread. */
+int store_token_any_active(store_t *st, const char *role, bool *any, err_t *err)
+{
+    *any = false;
+    if (!role)
+        return err_set(err, BR_EINPUT_INVALID, "no role given");
+    return st->ops->token_any_active(st->be, role, any, err);
 }

@@ -245,4 +245,32 @@ int store_cancel_requested(store_t *st, const char *owner, json_t **out, err_t *
  * running belongs to a process that is gone). */
 int store_engine_lock(store_t *st, bool *alone, err_t *err);
 
+/* ---- API tokens ---------------------------------------------------------------------------- */
+
+typedef struct token_rec {
+    char id[40];          /* public part of the token, e.g. "t_3f9a0c2e5b7d1f48" */
+    char *role;           /* "admin", "editor", "viewer", "invoker" */
+    json_t *scopes;       /* array of glob strings (may be empty) */
+    unsigned char hash[32]; /* hash of the secret part; the secret itself is never stored */
+    char *description;    /* may be NULL */
+    int64_t created_at;   /* epoch ms */
+    int64_t revoked_at;   /* epoch ms; 0 = active */
+} token_rec_t;
+
+void token_rec_free(token_rec_t *t);
+/* The token as the API lists it: {id, role, scopes, description, created_at, revoked_at}; never
+ * the hash. Returned owned. */
+json_t *token_rec_to_json(const token_rec_t *t);
+
+/* Store a new token T (borrowed). BR_ECONFLICT when the id exists. Durable on return. */
+int store_token_put(store_t *st, const token_rec_t *t, err_t *err);
+/* Token ID (revoked ones too). BR_ENOT_FOUND when unknown. */
+int store_token_get(store_t *st, const char *id, token_rec_t **out, err_t *err);
+/* Every token, newest first: array of token_rec_to_json objects (owned). */
+int store_token_list(store_t *st, json_t **out, err_t *err);
+/* Revoke ID at NOW. BR_ENOT_FOUND when unknown; revoking twice keeps the first time. Durable. */
+int store_token_revoke(store_t *st, const char *id, int64_t now, err_t *err);
+/* Whether any active token has ROLE. */
+int store_token_any_active(store_t *st, const char *role, bool *any, err_t *err);
+
 #endif

@@ -28,6 +28,8 @@ typedef enum {
     STORE_OP_CANCEL,
     STORE_OP_IDEMPOTENCY,
     STORE_OP_PURGE,
+    STORE_OP_TOKEN_PUT,
+    STORE_OP_TOKEN_REVOKE,
 } store_op_kind_t;
 
 /* One operation: inputs are borrowed from the waiting caller (valid until it is answered),
@@ -86,6 +88,13 @@ typedef struct store_op {
             int chunk;       /* most runs deleted by one op */
             int64_t deleted; /* out */
         } purge;
+        struct {
+            const token_rec_t *rec; /* its hash only: the secret never reaches the store */
+        } token_put;
+        struct {
+            const char *id;
+            int64_t now; /* epoch ms, > 0 */
+        } token_revoke;
     } u;
 } store_op_t;
 
@@ -146,6 +155,9 @@ typedef struct store_backend_ops {
     int (*queue_next_due)(store_backend_t *be, int64_t *when, err_t *err);
     int (*queue_counts)(store_backend_t *be, json_t **out, err_t *err);
     int (*cancel_requested)(store_backend_t *be, const char *owner, json_t **out, err_t *err);
+    int (*token_get)(store_backend_t *be, const char *id, token_rec_t **out, err_t *err);
+    int (*token_list)(store_backend_t *be, json_t **out, err_t *err);
+    int (*token_any_active)(store_backend_t *be, const char *role, bool *any, err_t *err);
     /* Not a database write: announces this process (see store_engine_lock). */
     int (*engine_lock)(store_backend_t *be, bool *alone, err_t *err);
 

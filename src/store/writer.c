@@ -601,6 +601,8 @@ void store_op_clear_results(store_op_t *op)
         break;
     case STORE_OP_ARCHIVE:
     case STORE_OP_RENEW:
+    case STORE_OP_TOKEN_PUT:
+    case STORE_OP_TOKEN_REVOKE:
         break;
     }
 }

@@ -6,7 +6,7 @@ import time
 
 from conftest import BIN, UUID7_RE, by_integration, call, echo, integration, parse_time, set_task
 
-COMMANDS = ("publish", "validate", "run", "cancel", "runs", "show", "graph")
+COMMANDS = ("publish", "validate", "run", "cancel", "runs", "show", "graph", "token", "serve")
 
 
 def test_help(braid):

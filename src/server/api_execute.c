@@ -1,0 +1,305 @@
+/* api_execute.c - POST /integrations/execute/NAME and POST /triggers/ID/execute.
+ *
+ * An execution never runs on a libmicrohttpd thread: the handler builds the request, suspends
+ * the connection and hands the engine call to the executor. Whoever answers first — the run
+ * finishing, or the wait_ms timer once the run exists — answers, under the job's lock, and
+ * resumes the connection; the other side then only lets go of the job. The job is freed when
+ * both the executor and the timer have let go of it.
+ */
+#include "server/server_internal.h"
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define WAIT_MS_DEFAULT 30000
+#define WAIT_MS_MAX 300000
+
+typedef struct exec_job {
+    pthread_mutex_t mu;
+    int refs;           /* the executor's, and the timer's while armed */
+    server_t *srv;
+    request_t *req;     /* until answered; then NULL */
+    bool answered;
+    bool timed_out;     /* wait_ms passed before the run had an id: answer when it has one */
+    bool is_trigger;
+    char run_id[UUID_STR_LEN];
+    json_t *started;    /* ids of the sync runs started so far (array) */
+    executor_timer_t timer;
+    char *integration, *trigger_id, *idempotency_key;
+    int version;
+    exec_mode_t mode;
+    json_t *payload, *context, *trigger_info;
+} exec_job_t;
+
+static void job_unref(exec_job_t *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int left = --j->refs;
+    pthread_mutex_unlock(&j->mu);
+    if (left > 0)
+        return;
+    pthread_mutex_destroy(&j->mu);
+    json_decref(j->started);
+    json_decref(j->payload);
+    json_decref(j->context);
+    json_decref(j->trigger_info);
+    free(j->integration);
+    free(j->trigger_id);
+    free(j->idempotency_key);
+    free(j);
+}
+
+/* The 202 for a run still going at wait_ms. Lock held. */
+static struct MHD_Response *still_running(exec_job_t *j)
+{
+    json_t *doc;
+    struct MHD_Response *r;
+    if (j->is_trigger) {
+        json_t *runs = json_array();
+        size_t i;
+        json_t *id;
+        json_array_foreach(j->started, i, id)
+        {
+            json_array_append_new(runs, json_pack("{s:O, s:s}", "run_id", id, "status", "running"));
+        }
+        doc = json_pack("{s:o}", "runs", runs);
+        r = http_json_response(doc, NULL, NULL);
+    } else {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/runs/%s", j->run_id);
+        doc = json_pack("{s:s, s:s}", "run_id", j->run_id, "status", "running");
+        r = http_json_response(doc, MHD_HTTP_HEADER_LOCATION, loc);
+    }
+    json_decref(doc);
+    return r;
+}
+
+/* Answer the job's request with RESP (taken) and STATUS if nobody has yet. Lock held; returns
+ * the request to resume (outside the lock) or NULL. */
+static request_t *answer_locked(exec_job_t *j, int status, struct MHD_Response *resp)
+{
+    if (j->answered) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    j->answered = true;
+    request_t *req = j->req;
+    j->req = NULL;
+    req->response = resp;
+    req->status = status;
+    if (!req->run_id[0] && j->run_id[0])
+        snprintf(req->run_id, sizeof req->run_id, "%s", j->run_id);
+    return req;
+}
+
+static void resume(request_t *req)
+{
+    if (req)
+        http_resume_with(req, req->status, req->response);
+}
+
+/* on_started: the engine made a sync root run. Executor thread. */
+static void on_started(void *ctx, const char *run_id)
+{
+    exec_job_t *j = ctx;
+    request_t *req = NULL;
+    pthread_mutex_lock(&j->mu);
+    if (!j->run_id[0])
+        snprintf(j->run_id, sizeof j->run_id, "%s", run_id);
+    json_array_append_new(j->started, json_string(run_id));
+    if (j->timed_out && !j->answered)
+        req = answer_locked(j, 202, still_running(j));
+    pthread_mutex_unlock(&j->mu);
+    resume(req);
+}
+
+/* wait_ms passed. Timer thread. */
+static void on_deadline(void *arg)
+{
+    exec_job_t *j = arg;
+    request_t *req = NULL;
+    pthread_mutex_lock(&j->mu);
+    if (!j->answered) {
+        if (j->run_id[0])
+            req = answer_locked(j, 202, still_running(j));
+        else
+            j->timed_out = true;
+    }
+    pthread_mutex_unlock(&j->mu);
+    resume(req);
+    job_unref(j);
+}
+
+/* The answer for a finished engine_execute: OUT borrowed. */
+static struct MHD_Response *result_response(exec_job_t *j, json_t *out, int *status)
+{
+    json_t *runs = json_object_get(out, "runs");
+    if (runs) {
+        bool all_done = true;
+        size_t i;
+        json_t *r;
+        json_array_foreach(runs, i, r)
+        {
+            if (!json_object_get(r, "id"))
+                all_done = false;
+        }
+        *status = all_done ? 200 : 202;
+        return http_json_response(out, NULL, NULL);
+    }
+    const char *async_id = json_string_value(json_object_get(out, "run_id"));
+    if (async_id) {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/runs/%s", async_id);
+        if (!j->run_id[0])
+            snprintf(j->run_id, sizeof j->run_id, "%s", async_id);
+        *status = 202;
+        return http_json_response(out, MHD_HTTP_HEADER_LOCATION, loc);
+    }
+    const char *id = json_string_value(json_object_get(out, "id"));
+    if (id && !j->run_id[0])
+        snprintf(j->run_id, sizeof j->run_id, "%s", id);
+    *status = 200;
+    return http_json_response(out, NULL, NULL);
+}
+
+/* The engine call. Executor thread. */
+static void run_job(void *arg)
+{
+    exec_job_t *j = arg;
+    exec_request_t x = {.integration = j->integration,
+                        .trigger_id = j->trigger_id,
+                        .version = j->version,
+                        .mode = j->mode,
+                        .payload = j->payload,
+                        .context = j->context,
+                        .trigger = j->is_trigger ? "trigger" : "api",
+                        .trigger_info = j->trigger_info,
+                        .idempotency_key = j->idempotency_key,
+                        .on_started = on_started,
+                        .started_ctx = j};
+    json_t *out = NULL;
+    err_t err = {0};
+    int rc = engine_execute(j->srv->eng, &x, &out, &err);
+    int status;
+    struct MHD_Response *resp =
+        rc < 0 ? http_error_response(&err, &status) : result_response(j, out, &status);
+    pthread_mutex_lock(&j->mu);
+    request_t *req = answer_locked(j, status, resp);
+    pthread_mutex_unlock(&j->mu);
+    if (executor_timer_cancel(j->srv->exec, &j->timer))
+        job_unref(j); /* the timer's reference: it will not fire now */
+    resume(req);
+    json_decref(out);
+    err_clear(&err);
+    job_unref(j);
+}
+
+/* The payload: {} for an empty body; JSON when it parses (it must, when the request says it
+ * is JSON); else the body as a string. Replies 400 and returns NULL when it cannot be had. */
+static json_t *payload_or_reply(request_t *req)
+{
+    if (req->body.len == 0)
+        return json_object();
+    const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    bool says_json = ct && (strncasecmp(ct, "application/json", 16) == 0 || strstr(ct, "+json"));
+    if (says_json)
+        return http_body_json_or_reply(req);
+    jsonx_limits_t lim = {req->srv->cfg.max_body, JSONX_DEFAULT_DEPTH, false};
+    json_t *v = jsonx_parse(req->body.data, req->body.len, &lim, NULL);
+    if (v)
+        return v;
+    v = json_stringn(req->body.data, req->body.len);
+    if (!v)
+        http_reply_error(req, 400, "input_invalid", NULL,
+                         "the body is neither JSON nor UTF-8 text");
+    return v;
+}
+
+/* Parse the common parts of an execute request and start the job; the handler's last word. */
+static void execute(request_t *req, const char *integration, const char *trigger_id)
+{
+    char *mode_s = http_query(req, "mode");
+    exec_mode_t mode = EXEC_DEFAULT;
+    if (mode_s && strcmp(mode_s, "sync") == 0)
+        mode = EXEC_SYNC;
+    else if (mode_s && strcmp(mode_s, "async") == 0)
+        mode = EXEC_ASYNC;
+    else if (mode_s) {
+        http_reply_error(req, 400, "input_invalid", NULL, "mode must be sync or async");
+        free(mode_s);
+        return;
+    }
+    free(mode_s);
+    long long version = 0, wait_ms = 0;
+    if (http_query_long_or_reply(req, "version", 1, 1 << 30, 0, &version) < 0 ||
+        http_query_long_or_reply(req, "wait_ms", 0, WAIT_MS_MAX, WAIT_MS_DEFAULT, &wait_ms) < 0)
+        return;
+    json_t *payload = payload_or_reply(req);
+    if (!payload)
+        return;
+
+    exec_job_t *j = XNEW(exec_job_t);
+    pthread_mutex_init(&j->mu, NULL);
+    j->srv = req->srv;
+    j->req = req;
+    j->is_trigger = trigger_id != NULL;
+    j->started = json_array();
+    j->integration = integration ? xstrdup(integration) : NULL;
+    j->trigger_id = trigger_id ? xstrdup(trigger_id) : NULL;
+    const char *key = http_header(req, "Idempotency-Key");
+    j->idempotency_key = key && *key ? xstrdup(key) : NULL;
+    j->version = (int)version;
+    j->mode = mode;
+    j->payload = payload;
+    buf_t query = BUF_INIT;
+    json_t *params = http_params(req, &query);
+    char *fullpath = xasprintf("%s%s", req->path, query.data ? query.data : "");
+    j->context = json_pack("{s:o, s:s, s:o, s:s, s:s}", "params", params, "path", req->path,
+                           "headers", http_headers(req), "method", req->method, "fullpath",
+                           fullpath);
+    free(fullpath);
+    buf_deinit(&query);
+    j->trigger_info = json_pack("{s:s}", "token", req->token.id);
+    j->refs = 1;
+
+    /* Suspend first: the job may finish and resume the connection before submit returns. */
+    http_suspend(req);
+    if (mode != EXEC_ASYNC) {
+        j->refs++;
+        j->timer.due_ms = clock_mono_ms() + wait_ms;
+        j->timer.fn = on_deadline;
+        j->timer.arg = j;
+        executor_timer_add(req->srv->exec, &j->timer);
+    }
+    if (executor_submit(req->srv->exec, run_job, j) < 0) {
+        pthread_mutex_lock(&j->mu);
+        j->answered = true;
+        j->req = NULL;
+        pthread_mutex_unlock(&j->mu);
+        if (executor_timer_cancel(req->srv->exec, &j->timer))
+            job_unref(j);
+        job_unref(j);
+        http_reply_error(req, 429, "too_many_requests", NULL,
+                         "too many executions in flight; try again later");
+        http_resume_with(req, req->status, req->response);
+    }
+}
+
+/* POST /integrations/execute/NAME. libmicrohttpd thread; the answer comes from the executor. */
+void api_execute_post(request_t *req)
+{
+    execute(req, req->params[0], NULL);
+}
+
+/* POST /triggers/ID/execute. */
+void api_triggers_execute(request_t *req)
+{
+    execute(req, NULL, req->params[0]);
+}

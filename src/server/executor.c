@@ -1,0 +1,241 @@
+/* executor.c - the server's own threads for executions: a pool that grows on demand up to a
+ * limit (so a sync run never occupies a libmicrohttpd thread) and one timer thread that
+ * fires deadlines (a sync execute's wait_ms). Timers are an intrusive list sorted by due
+ * time; since most share one wait_ms, inserting from the tail is O(1) in practice.
+ */
+#include "server/server_internal.h"
+
+#include "core/clock.h"
+#include "core/xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define STACK_BYTES (8u << 20) /* call chains recurse on the executing thread */
+
+typedef struct job {
+    struct job *next;
+    void (*fn)(void *arg);
+    void *arg;
+} job_t;
+
+struct executor {
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* a job was queued, or stop */
+    pthread_cond_t idle;  /* a job finished */
+    pthread_cond_t tick;  /* the timer list changed, or stop */
+    job_t *head, *tail;
+    int max_threads;
+    int threads, idle_threads;
+    int inflight; /* queued + running */
+    bool stop;
+    pthread_t *tids;
+    pthread_t timer_tid;
+    executor_timer_t *timers, *timers_tail;
+};
+
+static void *worker_main(void *arg)
+{
+    executor_t *ex = arg;
+    pthread_mutex_lock(&ex->mu);
+    for (;;) {
+        while (!ex->head && !ex->stop) {
+            ex->idle_threads++;
+            pthread_cond_wait(&ex->work, &ex->mu);
+            ex->idle_threads--;
+        }
+        if (!ex->head && ex->stop)
+            break;
+        job_t *j = ex->head;
+        ex->head = j->next;
+        if (!ex->head)
+            ex->tail = NULL;
+        pthread_mutex_unlock(&ex->mu);
+        j->fn(j->arg);
+        free(j);
+        pthread_mutex_lock(&ex->mu);
+        ex->inflight--;
+        pthread_cond_broadcast(&ex->idle);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return NULL;
+}
+
+static void timespec_at(int64_t mono_ms, struct timespec *ts)
+{
+    /* The condition variable waits on CLOCK_MONOTONIC (set in executor_new). */
+    ts->tv_sec = mono_ms / 1000;
+    ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+static void unlink_timer(executor_t *ex, executor_timer_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        ex->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        ex->timers_tail = t->prev;
+    t->prev = t->next = NULL;
+    t->armed = false;
+}
+
+static void *timer_main(void *arg)
+{
+    executor_t *ex = arg;
+    pthread_mutex_lock(&ex->mu);
+    while (!ex->stop) {
+        executor_timer_t *t = ex->timers;
+        if (!t) {
+            pthread_cond_wait(&ex->tick, &ex->mu);
+            continue;
+        }
+        if (t->due_ms > clock_mono_ms()) {
+            struct timespec ts;
+            timespec_at(t->due_ms, &ts);
+            pthread_cond_timedwait(&ex->tick, &ex->mu, &ts);
+            continue;
+        }
+        unlink_timer(ex, t);
+        pthread_mutex_unlock(&ex->mu);
+        t->fn(t->arg);
+        pthread_mutex_lock(&ex->mu);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return NULL;
+}
+
+/* Create the pool; no worker thread starts until the first job. Main thread. */
+executor_t *executor_new(int max_threads)
+{
+    executor_t *ex = XNEW(executor_t);
+    pthread_mutex_init(&ex->mu, NULL);
+    pthread_cond_init(&ex->work, NULL);
+    pthread_cond_init(&ex->idle, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ex->tick, &ca);
+    pthread_condattr_destroy(&ca);
+    ex->max_threads = max_threads > 0 ? max_threads : 1;
+    ex->tids = xcalloc((size_t)ex->max_threads, sizeof(pthread_t));
+    pthread_create(&ex->timer_tid, NULL, timer_main, ex);
+    return ex;
+}
+
+/* Queue FN(ARG); start a thread when none is idle and the limit allows. Any thread. */
+int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (ex->stop || ex->inflight >= ex->max_threads) {
+        pthread_mutex_unlock(&ex->mu);
+        return -1;
+    }
+    job_t *j = XNEW(job_t);
+    j->fn = fn;
+    j->arg = arg;
+    if (ex->tail)
+        ex->tail->next = j;
+    else
+        ex->head = j;
+    ex->tail = j;
+    ex->inflight++;
+    /* Jobs in flight never exceed max_threads, so a thread is there for each of them. */
+    if (ex->idle_threads < ex->inflight - (ex->threads - ex->idle_threads) &&
+        ex->threads < ex->max_threads) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, STACK_BYTES);
+        if (pthread_create(&ex->tids[ex->threads], &attr, worker_main, ex) == 0)
+            ex->threads++;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_cond_signal(&ex->work);
+    pthread_mutex_unlock(&ex->mu);
+    return 0;
+}
+
+void executor_timer_add(executor_t *ex, executor_timer_t *t)
+{
+    pthread_mutex_lock(&ex->mu);
+    executor_timer_t *after = ex->timers_tail;
+    while (after && after->due_ms > t->due_ms)
+        after = after->prev;
+    t->prev = after;
+    t->next = after ? after->next : ex->timers;
+    if (t->next)
+        t->next->prev = t;
+    else
+        ex->timers_tail = t;
+    if (after)
+        after->next = t;
+    else
+        ex->timers = t;
+    t->armed = true;
+    if (ex->timers == t)
+        pthread_cond_signal(&ex->tick);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+bool executor_timer_cancel(executor_t *ex, executor_timer_t *t)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool was = t->armed;
+    if (was)
+        unlink_timer(ex, t);
+    pthread_mutex_unlock(&ex->mu);
+    return was;
+}
+
+void executor_timers_fire_all(executor_t *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    for (executor_timer_t *t = ex->timers; t; t = t->next)
+        t->due_ms = 0;
+    pthread_cond_signal(&ex->tick);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+int executor_wait_idle(executor_t *ex, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&ex->mu);
+    while (ex->inflight > 0 && clock_mono_ms() < deadline_ms) {
+        struct timespec ts;
+        /* 'idle' waits on the realtime clock: poll in short steps instead of converting. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ex->idle, &ex->mu, &ts);
+    }
+    int left = ex->inflight;
+    pthread_mutex_unlock(&ex->mu);
+    return left;
+}
+
+/* Stop and join every thread, then free. Jobs must have finished. Main thread. NULL-safe. */
+void executor_free(executor_t *ex)
+{
+    if (!ex)
+        return;
+    pthread_mutex_lock(&ex->mu);
+    ex->stop = true;
+    pthread_cond_broadcast(&ex->work);
+    pthread_cond_broadcast(&ex->tick);
+    pthread_mutex_unlock(&ex->mu);
+    for (int i = 0; i < ex->threads; i++)
+        pthread_join(ex->tids[i], NULL);
+    pthread_join(ex->timer_tid, NULL);
+    free(ex->tids);
+    pthread_cond_destroy(&ex->work);
+    pthread_cond_destroy(&ex->idle);
+    pthread_cond_destroy(&ex->tick);
+    pthread_mutex_destroy(&ex->mu);
+    free(ex);
+}
