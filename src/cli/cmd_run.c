@@ -14,7 +14,7 @@ typedef struct run_opts {
     const char *mode;
     long long version;
     bool drain;
-    long long workers, max_call_depth, max_descendants, max_steps, retain_days;
+    long long workers;
 } run_opts_t;
 
 /* Parse --input: inline JSON, @FILE, or - for standard input. Returns the value (owned) or
@@ -82,27 +82,17 @@ int cmd_run(int argc, char **argv)
 {
     engine_config_t cfg;
     engine_config_defaults(&cfg);
-    run_opts_t o = {.workers = cfg.workers,
-                    .max_call_depth = cfg.max_call_depth,
-                    .max_descendants = cfg.max_descendants,
-                    .max_steps = cfg.max_steps,
-                    .retain_days = cfg.retain_days};
-    const cli_opt_t opts[] = {
+    run_opts_t o = {.workers = cfg.workers};
+    cli_engine_flags_t ef;
+    cli_engine_flags_init(&ef, &cfg);
+    cli_opt_t opts[6 + CLI_ENGINE_FLAGS] = {
         {"--input", OPT_STRING, &o.input, "JSON|@FILE|-", "the payload (default {})", 0, 0},
         {"--mode", OPT_STRING, &o.mode, "sync|async", "override the integration's run_async", 0, 0},
         {"--version", OPT_INT, &o.version, "N", "run version N (default the latest)", 1, 1 << 30},
         {"--drain", OPT_FLAG, &o.drain, NULL, "also run every async run that comes due", 0, 0},
         {"--workers", OPT_INT, &o.workers, "N", "threads running async runs (default 4)", 1, 256},
-        {"--max-call-depth", OPT_INT, &o.max_call_depth, "N", "deepest call chain (default 32)", 1,
-         ENGINE_MAX_CALL_DEPTH},
-        {"--max-descendants", OPT_INT, &o.max_descendants, "N",
-         "runs one call tree may start (default 100000)", 1, 1000000000},
-        {"--max-steps", OPT_INT, &o.max_steps, "N", "task executions per run (default 10000)", 1,
-         1000000000},
-        {"--retain-days", OPT_INT, &o.retain_days, "N", "days of history kept (default 30)", 1,
-         36500},
-        {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
+    cli_engine_flags_opts(&ef, opts + 5); /* the table ends with a zeroed row */
     cli_global_t g = {0};
     json_t *args = NULL;
     int rc = cli_parse(&run_cmd, opts, argc, argv, &g, &args);
@@ -119,10 +109,7 @@ int cmd_run(int argc, char **argv)
         return CLI_USAGE;
     }
     cfg.workers = (int)o.workers;
-    cfg.max_call_depth = (int)o.max_call_depth;
-    cfg.max_descendants = o.max_descendants;
-    cfg.max_steps = (int)o.max_steps;
-    cfg.retain_days = (int)o.retain_days;
+    cli_engine_flags_apply(&ef, &cfg);
     json_t *payload = read_input(o.input, &cfg);
     if (!payload) {
         json_decref(args);

@@ -266,7 +266,7 @@ void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAG
 {
     const cli_opt_t table[CLI_ENGINE_FLAGS] = {
         {"--max-call-depth", OPT_INT, &f->max_call_depth, "N", "deepest call chain (default 32)",
-         1, 10000},
+         1, ENGINE_MAX_CALL_DEPTH},
         {"--max-descendants", OPT_INT, &f->max_descendants, "N",
          "runs one call tree may start (default 100000)", 1, 1000000000},
         {"--max-steps", OPT_INT, &f->max_steps, "N", "task executions per run (default 10000)", 1,

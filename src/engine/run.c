@@ -11,6 +11,7 @@
 #include "core/crash.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/xalloc.h"
 
 #include <math.h>
@@ -438,6 +439,7 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
         rec->started_at = clock_now_ms();
     if (!parent)
         announce(&ctx);
+    metrics_run_started(rec->integration);
 
     run_result_t res = {RUN_FAILED, NULL, NULL, 0};
     const char *outer_run = crash_current_run();
@@ -452,6 +454,8 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     rec->error = json_incref(res.error);
     rec->finished_at = clock_now_ms();
     res.ticket = store_run_put(eng->store, rec);
+    metrics_run_finished(rec->integration, run_status_name(rec->status),
+                         rec->finished_at - rec->started_at);
     if (eng->cfg.log_runs)
         log_finished(rec);
     if (parent)
