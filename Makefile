@@ -2,7 +2,7 @@
 # Debian 12 machine needs nothing but this repository.
 #   make          build build/braid (RelWithDebInfo)
 #   make demo     publish the example estate, run the order intake with --drain, print its tree
-#   make test     unit + black-box tests, then the same under ASan + UBSan (build-asan/)
+#   make test     unit + black-box tests (CLI and HTTP API), then the same under ASan + UBSan
 #   make bench    the benchmarks (optimised build), report in bench/report.md
 
 JOBS   ?= $(shell nproc)
@@ -30,13 +30,13 @@ test-unit: build
 	cd build && ctest --output-on-failure -j $(JOBS)
 
 test-e2e: build
-	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/e2e
+	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/e2e tests/api
 
 test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 	BRAID_BIN=$(CURDIR)/build-asan/braid ASAN_OPTIONS=detect_leaks=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/e2e
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/e2e tests/api
 
 test: test-unit test-e2e test-asan
 

@@ -1,6 +1,7 @@
 /* jsonx.c - see jsonx.h. */
 #include "core/jsonx.h"
 
+#include "core/buf.h"
 #include "core/xalloc.h"
 
 #include <math.h>
@@ -588,4 +589,55 @@ json_t *jsonx_cut(const json_t *v, size_t max_bytes)
     json_object_set_new(note, "preview", preview ? preview : json_string(""));
     free(text);
     return note;
+}
+
+/* Length of the valid UTF-8 sequence at P (at most N bytes), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xE0) == 0xC0)
+        len = 2, cp = p[0] & 0x1F;
+    else if ((p[0] & 0xF0) == 0xE0)
+        len = 3, cp = p[0] & 0x0F;
+    else if ((p[0] & 0xF8) == 0xF0)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0; /* overlong, out of range, or a surrogate */
+    return len;
+}
+
+json_t *jsonx_string_lossy(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    buf_t b = BUF_INIT;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq(p + i, n - i);
+        if (len) {
+            buf_append(&b, p + i, len);
+            i += len;
+        } else {
+            buf_puts(&b, "\xef\xbf\xbd");
+            i++;
+        }
+    }
+    v = json_stringn(b.data ? b.data : "", b.len);
+    buf_deinit(&b);
+    return v ? v : json_string("");
 }

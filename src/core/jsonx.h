@@ -73,6 +73,10 @@ size_t jsonx_size_at_least(const json_t *v, size_t limit);
  * at a character boundary so that the whole stays within MAX_BYTES. Returned owned. */
 json_t *jsonx_cut(const json_t *v, size_t max_bytes);
 
+/* A JSON string of S, with every byte that is not part of valid UTF-8 replaced by U+FFFD, so
+ * that text quoting user input (an error message) can always be sent. Returned owned. */
+json_t *jsonx_string_lossy(const char *s);
+
 /* Whether V is a JSON integer or a real with an integral value in int64 range; sets OUT. */
 bool jsonx_as_int(const json_t *v, long long *out);
 

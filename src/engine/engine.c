@@ -355,10 +355,9 @@ json_t *error_new(const char *code, const char *message, json_t *detail)
 {
     int known = err_code_by_name(code);
     json_t *e = json_object();
-    json_object_set_new_nocheck(e, "code", json_string(code));
+    json_object_set_new_nocheck(e, "code", jsonx_string_lossy(code));
     /* Messages may quote user data cut at a byte limit: keep them valid UTF-8. */
-    json_t *m = json_string(message ? message : "");
-    json_object_set_new_nocheck(e, "message", m ? m : json_string("(message not valid UTF-8)"));
+    json_object_set_new_nocheck(e, "message", jsonx_string_lossy(message ? message : ""));
     json_object_set_new_nocheck(e, "retryable", json_boolean(known ? err_retryable(known) : false));
     if (detail)
         json_object_set_new(e, "detail", detail);
@@ -461,6 +460,14 @@ int engine_publish(engine_t *eng, const char *text, size_t len, const char *name
                         created, "warnings", warnings);
     definition_free(def);
     return 0;
+}
+
+int engine_archive(engine_t *eng, const char *name, err_t *err)
+{
+    int rc = store_integration_archive(eng->store, name, err);
+    if (rc == 0)
+        registry_invalidate(eng->reg);
+    return rc;
 }
 
 int engine_validate(engine_t *eng, const char *text, size_t len, diags_t *diags)

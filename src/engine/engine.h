@@ -55,6 +55,10 @@ const engine_config_t *engine_config(engine_t *eng);
  * "message"}...]}. On invalid input returns BR_EINVALID_DEFINITION with DIAGS filled. */
 int engine_publish(engine_t *eng, const char *text, size_t len, const char *name_hint,
                    json_t **result, diags_t *diags, err_t *err);
+/* Archive NAME: no new runs (calls answer not_found), history and versions kept. Seen by this
+ * engine at once (other processes within their catalog check). BR_ENOT_FOUND when unknown. */
+int engine_archive(engine_t *eng, const char *name, err_t *err);
+
 /* Validate TEXT as a publish would, storing nothing. 0 when valid. */
 int engine_validate(engine_t *eng, const char *text, size_t len, diags_t *diags);
 

@@ -108,7 +108,7 @@ void api_integrations_put(request_t *req)
 void api_integrations_delete(request_t *req)
 {
     err_t err = {0};
-    if (store_integration_archive(req->srv->st, req->params[0], &err) < 0) {
+    if (engine_archive(req->srv->eng, req->params[0], &err) < 0) {
         http_reply_err(req, &err);
         err_clear(&err);
         return;

@@ -100,7 +100,9 @@ void http_reply_error(request_t *req, int status, const char *code, json_t *deta
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    json_t *e = json_object();
+    json_object_set_new(e, "code", jsonx_string_lossy(code));
+    json_object_set_new(e, "message", jsonx_string_lossy(msg));
     if (detail)
         json_object_set_new(e, "detail", detail);
     json_t *doc = json_pack("{s:o}", "error", e);
@@ -124,7 +126,9 @@ struct MHD_Response *http_error_response(const err_t *err, int *status)
 {
     *status = http_status_for(err->code);
     const char *code = err->code == BR_EARCHIVED ? "not_found" : err_name(err->code);
-    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", err->msg[0] ? err->msg : code);
+    json_t *e = json_object();
+    json_object_set_new(e, "code", jsonx_string_lossy(code));
+    json_object_set_new(e, "message", jsonx_string_lossy(err->msg[0] ? err->msg : code));
     if (err->detail)
         json_object_set(e, "detail", err->detail);
     json_t *doc = json_pack("{s:o}", "error", e);

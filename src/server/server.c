@@ -69,7 +69,13 @@ static void check_head(request_t *req)
     const char *why = NULL;
     req->path = router_normalize(req->raw_path, &why);
     if (!req->path) {
-        http_reply_error(req, 400, "bad_path", NULL, "%s", why);
+        /* Even a malformed path tells nothing to a caller without a valid token. */
+        if (auth_check(srv, req) < 0) {
+            http_reply_error(req, 401, "unauthorized", NULL, "a valid bearer token is required");
+            http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        } else {
+            http_reply_error(req, 400, "bad_path", NULL, "%s", why);
+        }
         return;
     }
     bool open = strcmp(req->path, "/healthz") == 0;
@@ -257,8 +263,12 @@ int server_run(const server_config_t *cfg, engine_t *eng, store_t *st, err_t *er
     srv.exec = executor_new(cfg->max_inflight);
     if ((rc = engine_start(eng, err)) < 0)
         goto out;
+    /* poll(2), not epoll: with epoll, libmicrohttpd 0.9.75 leaves a half-closed connection that
+     * sent an invalid request line neither answered nor closed until its timeout (seen with
+     * the thread pool); poll closes it at once. Each pool thread polls only its own
+     * connections, so the cost stays small at the connection limits we set. */
     srv.daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
