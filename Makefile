@@ -29,14 +29,18 @@ demo: build
 test-unit: build
 	cd build && ctest --output-on-failure -j $(JOBS)
 
+# The two black-box suites run as separate pytest processes: each has its own conftest.
 test-e2e: build
-	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/e2e tests/api
+	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/e2e
+	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/api
 
 test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 	BRAID_BIN=$(CURDIR)/build-asan/braid ASAN_OPTIONS=detect_leaks=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/e2e tests/api
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/e2e
+	BRAID_BIN=$(CURDIR)/build-asan/braid ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/api
 
 test: test-unit test-e2e test-asan
 
