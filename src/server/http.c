@@ -92,6 +92,25 @@ void http_add_header(request_t *req, const char *name, const char *value)
 }
 
 /* The one function that writes error answers, and counts them by code. DETAIL taken. */
+/* {"error": {"code", "message", "detail"?}} (returned owned), counted by code: the one shape
+ * every error answer has. DETAIL is taken; texts may quote input, so they are made valid UTF-8. */
+static json_t *error_doc(const char *code, const char *msg, json_t *detail)
+{
+    json_t *e = json_object();
+    json_object_set_new(e, "code", jsonx_string_lossy(code));
+    json_object_set_new(e, "message", jsonx_string_lossy(msg));
+    if (detail)
+        json_object_set_new(e, "detail", detail);
+    metrics_http_error(code);
+    return json_pack("{s:o}", "error", e);
+}
+
+/* The public code of ERR: an archived integration is simply not found. */
+static const char *public_code(const err_t *err)
+{
+    return err->code == BR_EARCHIVED ? "not_found" : err_name(err->code);
+}
+
 void http_reply_error(request_t *req, int status, const char *code, json_t *detail,
                       const char *fmt, ...)
 {
@@ -100,24 +119,16 @@ void http_reply_error(request_t *req, int status, const char *code, json_t *deta
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *e = json_object();
-    json_object_set_new(e, "code", jsonx_string_lossy(code));
-    json_object_set_new(e, "message", jsonx_string_lossy(msg));
-    if (detail)
-        json_object_set_new(e, "detail", detail);
-    json_t *doc = json_pack("{s:o}", "error", e);
+    json_t *doc = error_doc(code, msg, detail);
     http_reply_json(req, status, doc, NULL, NULL);
     json_decref(doc);
-    metrics_http_error(code);
 }
 
 void http_reply_err(request_t *req, const err_t *err)
 {
-    int status = http_status_for(err->code);
-    const char *code = err_name(err->code);
-    if (err->code == BR_EARCHIVED)
-        code = "not_found";
-    http_reply_error(req, status, code, err->detail ? json_incref(err->detail) : NULL, "%s",
+    const char *code = public_code(err);
+    http_reply_error(req, http_status_for(err->code), code,
+                     err->detail ? json_incref(err->detail) : NULL, "%s",
                      err->msg[0] ? err->msg : code);
 }
 
@@ -125,28 +136,12 @@ void http_reply_err(request_t *req, const err_t *err)
 struct MHD_Response *http_error_response(const err_t *err, int *status)
 {
     *status = http_status_for(err->code);
-    const char *code = err->code == BR_EARCHIVED ? "not_found" : err_name(err->code);
-    json_t *e = json_object();
-    json_object_set_new(e, "code", jsonx_string_lossy(code));
-    json_object_set_new(e, "message", jsonx_string_lossy(err->msg[0] ? err->msg : code));
-    if (err->detail)
-        json_object_set(e, "detail", err->detail);
-    json_t *doc = json_pack("{s:o}", "error", e);
+    const char *code = public_code(err);
+    json_t *doc = error_doc(code, err->msg[0] ? err->msg : code,
+                            err->detail ? json_incref(err->detail) : NULL);
     struct MHD_Response *r = http_json_response(doc, NULL, NULL);
     json_decref(doc);
-    metrics_http_error(code);
     return r;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decode S (libmicrohttpd has already turned '+' into ' '); owned. Bad escapes are
@@ -157,8 +152,8 @@ static char *decode(const char *s)
     char *out = xmalloc(n + 1), *o = out;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = router_hexval(s[i + 1])) >= 0 &&
+            (lo = router_hexval(s[i + 2])) >= 0) {
             *o++ = (char)(hi * 16 + lo);
             i += 2;
         } else {

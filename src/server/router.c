@@ -65,7 +65,8 @@ bool router_role_allows(role_t role, perm_t perm)
     return false;
 }
 
-static int hexval(char c)
+/* The value of hex digit C, or -1. Pure. */
+int router_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -89,8 +90,8 @@ char *router_normalize(const char *raw, const char **why)
     for (size_t i = 0; i < n; i++) {
         char c = raw[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(raw[i + 2]) : -1;
+            int hi = i + 2 < n ? router_hexval(raw[i + 1]) : -1;
+            int lo = hi >= 0 ? router_hexval(raw[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 *why = "bad percent-escape in the path";
                 goto bad;

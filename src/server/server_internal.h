@@ -87,6 +87,9 @@ struct request {
 
 /* ---- router.c ----------------------------------------------------------------------------- */
 
+/* The value of hex digit C, or -1. Pure. */
+int router_hexval(char c);
+
 /* Normalise RAW (a request path, still percent-encoded, without the query): decode it and
  * refuse anything that could be read two ways. Returns the decoded path (owned) or NULL with
  * *WHY (static text) saying what was refused: an encoded '/' or NUL, a bad escape, "." or ".."
