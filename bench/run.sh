@@ -2,6 +2,8 @@
 # Runs braid's benchmarks on the optimised build (build-release/) and writes bench/report.md.
 # Each figure is measured several times; the report gives min / median / max so the noise of a
 # shared machine shows. Figures are never asserted anywhere: they are read, not tested.
+# Sections: the in-process sync sub-call (bench_subcall), its profile notes (analysis.md), and
+# the HTTP benchmark against the libmicrohttpd ceiling (http.sh, section appended at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build-release
@@ -9,12 +11,39 @@ RUNS=${BENCH_RUNS:-5}
 CALLS=${BENCH_CALLS:-100000}
 out=bench/report.md
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+child=''
+# Children run in the background and are waited for, so SIGINT/SIGTERM reach this trap at once;
+# the child is stopped by its id (http.sh stops its own servers and wrk in its own trap).
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $child ]]; then
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# run_child CMD...: run CMD in the background and wait for it; its exit status is returned.
+run_child() {
+    "$@" &
+    child=$!
+    local rc=0
+    wait "$child" || rc=$?
+    child=''
+    return "$rc"
+}
 
 echo "bench: sync sub-call, $CALLS calls x $RUNS runs" >&2
 for i in $(seq "$RUNS"); do
-    "$BIN/bench_subcall" "$CALLS" >>"$tmp/subcall.jsonl"
+    run_child "$BIN/bench_subcall" "$CALLS" "$tmp/subcall-data-$i" >>"$tmp/subcall.jsonl"
 done
+
+echo "bench: HTTP, braid S1 against the libmicrohttpd ceiling" >&2
+run_child env BENCH_BIN="$BIN" bash bench/http.sh "$tmp/http.md"
 
 python3 - "$tmp/subcall.jsonl" "$out" "$CALLS" "$RUNS" <<'PY'
 import json, platform, statistics, subprocess, sys, datetime
@@ -38,5 +67,11 @@ with open(sys.argv[2], "w") as f:
     f.write(f"| runs per store commit | {rpc[0]:.0f} | {statistics.median(rpc):.0f} | {rpc[-1]:.0f} | |\n")
 print(open(sys.argv[2]).read())
 PY
-printf '\n' >>"$out"
-cat bench/analysis.md >>"$out"
+{
+    printf '\n'
+    cat bench/analysis.md
+    printf '\n'
+    cat "$tmp/http.md"
+    printf '\n'
+    cat bench/http_analysis.md
+} >>"$out"
