@@ -80,6 +80,7 @@ typedef struct exec_request {
     int64_t delay_ms;            /* async only */
     /* Called (on the executing thread) once a sync root run exists, before its first task,
      * with its id: lets a caller that stops waiting answer with the id while the run goes on.
+     * The run's record is queued, not yet durable: flush the store before handing the id out.
      * NULL = not needed. */
     void (*on_started)(void *ctx, const char *run_id);
     void *started_ctx;

@@ -117,6 +117,8 @@ static void on_started(void *ctx, const char *run_id)
     if (j->timed_out && !j->answered)
         req = answer_locked(j, 202, still_running(j));
     pthread_mutex_unlock(&j->mu);
+    if (req) /* the id goes out: its record must be committed first (SPEC §8) */
+        store_flush(j->srv->st, NULL);
     resume(req);
 }
 
@@ -133,6 +135,8 @@ static void on_deadline(void *arg)
             j->timed_out = true;
     }
     pthread_mutex_unlock(&j->mu);
+    if (req) /* the id goes out: its record must be committed first (SPEC §8) */
+        store_flush(j->srv->st, NULL);
     resume(req);
     job_unref(j);
 }

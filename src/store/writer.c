@@ -517,7 +517,10 @@ int writer_exec(writer_t *w, store_op_t *op, err_t *err)
 }
 
 /* Block until every write up to TICKET is committed: 0, or the error of the batch that held
- * TICKET. Ticket 0 returns at once. Any thread but the writer's. */
+ * TICKET. Ticket 0 returns at once. Any thread but the writer's.
+ * Somebody waiting is reason enough to commit: the window exists to gather writes nobody waits
+ * for. Writes that arrive while this commit's fsync runs still share the next one, so
+ * concurrent waiters keep committing in groups. */
 int writer_wait(writer_t *w, uint64_t ticket, err_t *err)
 {
     if (ticket == 0)
@@ -525,6 +528,14 @@ int writer_wait(writer_t *w, uint64_t ticket, err_t *err)
     pthread_mutex_lock(&w->mu);
     if (ticket > w->issued)
         ticket = w->issued;
+    if (w->settled < ticket) {
+        if (ticket > w->urgent)
+            w->urgent = ticket;
+        if (w->windowing) {
+            w->windowing = false;
+            pthread_cond_signal(&w->work_cv);
+        }
+    }
     while (w->settled < ticket)
         pthread_cond_wait(&w->done_cv, &w->mu);
     int rc = ticket_result(w, ticket, err);
