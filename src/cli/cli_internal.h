@@ -51,6 +51,12 @@ void cli_help(const cli_command_t *cmd, const cli_opt_t *opts);
 int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, engine_t **eng);
 void cli_close(store_t *st, engine_t *eng);
 
+/* The common end of a command that asked for OUT (taken) with result RC: on failure print
+ * ERR and return CLI_FAILED; else print OUT as JSON with --json, or through TEXT (with CTX),
+ * and return CLI_OK. */
+int cli_answer(const cli_global_t *g, int rc, err_t *err, json_t *out,
+               void (*text)(const json_t *out, void *ctx), void *ctx);
+
 /* Print "error: CODE: message" (and detail lines for input errors) to stderr. */
 void cli_print_error(const err_t *err);
 /* Print an ERROR object the same way. */

@@ -11,8 +11,9 @@ static const char *s_or(const json_t *o, const char *key, const char *dflt)
     return s ? s : dflt;
 }
 
-static void print_dot(const json_t *graph)
+static void print_dot(const json_t *graph, void *ctx)
 {
+    (void)ctx;
     printf("digraph braid {\n  rankdir=LR;\n  node [shape=box];\n");
     size_t i;
     json_t *v;
@@ -30,8 +31,9 @@ static void print_dot(const json_t *graph)
     printf("}\n");
 }
 
-static void print_text(const json_t *graph)
+static void print_text(const json_t *graph, void *ctx)
 {
+    (void)ctx;
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(graph, "edges"), i, v)
@@ -81,19 +83,8 @@ int cmd_graph(int argc, char **argv)
         return CLI_FAILED;
     json_t *graph = NULL;
     err_t err = {0};
-    int status = CLI_OK;
-    if (engine_graph(eng, &graph, &err) < 0) {
-        cli_print_error(&err);
-        err_clear(&err);
-        status = CLI_FAILED;
-    } else if (g.json) {
-        cli_print_json(graph);
-    } else if (dot) {
-        print_dot(graph);
-    } else {
-        print_text(graph);
-    }
-    json_decref(graph);
+    rc = engine_graph(eng, &graph, &err);
+    int status = cli_answer(&g, rc, &err, graph, dot ? print_dot : print_text, NULL);
     cli_close(st, eng);
     return status;
 }

@@ -187,6 +187,20 @@ static void print_tree_node(const json_t *node, buf_t *prefix, bool last, bool r
         prefix->data[saved] = '\0';
 }
 
+static void print_tree(const json_t *tree, void *ctx)
+{
+    (void)ctx;
+    buf_t prefix = BUF_INIT;
+    print_tree_node(tree, &prefix, true, true);
+    buf_deinit(&prefix);
+}
+
+static void print_run(const json_t *run, void *ctx)
+{
+    (void)ctx;
+    print_run_text(run);
+}
+
 static const cli_command_t show_cmd = {
     "show", "RUN_ID [--tree]",
     "Show one run with its steps, or with --tree the run and all its descendants.", NULL, 1, 1};
@@ -213,21 +227,7 @@ int cmd_show(int argc, char **argv)
     json_t *out = NULL;
     err_t err = {0};
     rc = tree ? engine_run_tree(eng, id, &out, &err) : engine_run_get(eng, id, &out, &err);
-    int status = CLI_OK;
-    if (rc < 0) {
-        cli_print_error(&err);
-        err_clear(&err);
-        status = CLI_FAILED;
-    } else if (g.json) {
-        cli_print_json(out);
-    } else if (tree) {
-        buf_t prefix = BUF_INIT;
-        print_tree_node(out, &prefix, true, true);
-        buf_deinit(&prefix);
-    } else {
-        print_run_text(out);
-    }
-    json_decref(out);
+    int status = cli_answer(&g, rc, &err, out, tree ? print_tree : print_run, NULL);
     json_decref(args);
     cli_close(st, eng);
     return status;

@@ -183,6 +183,13 @@ out:
     return status;
 }
 
+static void print_id_status(const json_t *run, void *ctx)
+{
+    (void)ctx;
+    printf("%s %s\n", json_string_value(json_object_get(run, "id")),
+           json_string_value(json_object_get(run, "status")));
+}
+
 static const cli_command_t cancel_cmd = {
     "cancel", "RUN_ID",
     "Cancel a run and every unfinished, non-detached run below it. A scheduled or queued run\n"
@@ -204,18 +211,8 @@ int cmd_cancel(int argc, char **argv)
     }
     json_t *out = NULL;
     err_t err = {0};
-    int status = CLI_OK;
-    if (engine_cancel(eng, json_string_value(json_array_get(args, 0)), &out, &err) < 0) {
-        cli_print_error(&err);
-        err_clear(&err);
-        status = CLI_FAILED;
-    } else if (g.json) {
-        cli_print_json(out);
-    } else {
-        printf("%s %s\n", json_string_value(json_object_get(out, "id")),
-               json_string_value(json_object_get(out, "status")));
-    }
-    json_decref(out);
+    rc = engine_cancel(eng, json_string_value(json_array_get(args, 0)), &out, &err);
+    int status = cli_answer(&g, rc, &err, out, print_id_status, NULL);
     json_decref(args);
     cli_close(st, eng);
     return status;

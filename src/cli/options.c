@@ -194,6 +194,23 @@ static void print_detail_lines(const json_t *detail)
     }
 }
 
+int cli_answer(const cli_global_t *g, int rc, err_t *err, json_t *out,
+               void (*text)(const json_t *out, void *ctx), void *ctx)
+{
+    int status = CLI_OK;
+    if (rc < 0) {
+        cli_print_error(err);
+        err_clear(err);
+        status = CLI_FAILED;
+    } else if (g->json) {
+        cli_print_json(out);
+    } else {
+        text(out, ctx);
+    }
+    json_decref(out);
+    return status;
+}
+
 void cli_print_error(const err_t *err)
 {
     fprintf(stderr, "error: %s: %s\n", err_name(err->code), err->msg);
