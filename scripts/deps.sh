@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config
-    libjansson-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev
+    libjansson-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev liblua5.4-dev
     libcmocka-dev
     python3 python3-pytest python3-requests
     wrk

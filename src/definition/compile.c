@@ -54,6 +54,9 @@ static const char *const await_fields[] = {
     "id",    "type",       "next", "cases", "continue_on_error",
     "retry", "timeout_ms", "runs", "mode",  "tolerate_failures",
     NULL};
+static const char *const script_fields[] = {
+    "id", "type", "next", "cases", "continue_on_error", "retry", "timeout_ms", "lang", "source",
+    NULL};
 static const char *const fail_fields[] = {
     "id",   "type",    "next",   "cases", "continue_on_error", "retry", "timeout_ms",
     "code", "message", "detail", NULL};
@@ -112,6 +115,9 @@ void def_task_deinit(task_t *t)
         break;
     case TASK_AWAIT:
         template_free(t->u.await.runs);
+        break;
+    case TASK_SCRIPT:
+        free(t->u.script.source);
         break;
     case TASK_FAIL:
         template_free(t->u.fail.code);
@@ -332,7 +338,7 @@ static bool parse_type(vctx_t *c, const json_t *obj, task_type_t *out)
     for (int i = 0; i <= TASK_FAIL; i++) {
         if (strcmp(type, type_names[i]) != 0)
             continue;
-        if (i == TASK_HTTP || i == TASK_CONNECTOR || i == TASK_SCRIPT) {
+        if (i == TASK_HTTP || i == TASK_CONNECTOR) {
             def_problem(c, "type", "task type '%s' is not available in this version of braid",
                         type);
             return false;
@@ -341,8 +347,8 @@ static bool parse_type(vctx_t *c, const json_t *obj, task_type_t *out)
         return true;
     }
     def_problem(c, "type",
-                "unknown task type '%s'; expected one of call_integration, set, switch, await, "
-                "fail",
+                "unknown task type '%s'; expected one of call_integration, script, set, switch, "
+                "await, fail",
                 type);
     return false;
 }
@@ -375,6 +381,7 @@ static void compile_task(vctx_t *c, const json_t *obj, int index, int n_tasks, t
         [TASK_SWITCH] = switch_fields,
         [TASK_AWAIT] = await_fields,
         [TASK_FAIL] = fail_fields,
+        [TASK_SCRIPT] = script_fields,
     };
     def_check_fields(c, obj, fields_by_type[type]);
 
@@ -408,6 +415,9 @@ static void compile_task(vctx_t *c, const json_t *obj, int index, int n_tasks, t
         break;
     case TASK_FAIL:
         def_compile_fail(c, obj, t);
+        break;
+    case TASK_SCRIPT:
+        def_compile_script(c, obj, t);
         break;
     default:
         break;
@@ -502,6 +512,7 @@ static unsigned roots_of(const definition_t *def)
             break;
         case TASK_SWITCH: r |= roots_of_tmpl(t->u.sw.value); break;
         case TASK_AWAIT: r |= roots_of_tmpl(t->u.await.runs); break;
+        case TASK_SCRIPT: r |= TMPL_VARS | TMPL_INPUT; break; /* the script sees vars and input */
         case TASK_FAIL:
             r |= roots_of_tmpl(t->u.fail.code) | roots_of_tmpl(t->u.fail.message) |
                  roots_of_tmpl(t->u.fail.detail);

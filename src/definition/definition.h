@@ -104,6 +104,11 @@ typedef struct await_task {
     int tolerate_failures;
 } await_task_t;
 
+typedef struct script_task {
+    char *source; /* Lua 5.4 text, syntax-checked at publish (binary chunks refused) */
+    size_t len;
+} script_task_t;
+
 typedef struct fail_task {
     template_t *code;
     template_t *message; /* NULL = no message */
@@ -127,6 +132,7 @@ typedef struct task {
         switch_task_t sw;
         await_task_t await;
         fail_task_t fail;
+        script_task_t script;
     } u;
 } task_t;
 

@@ -95,6 +95,7 @@ void def_compile_set(vctx_t *c, const json_t *obj, task_t *t);
 void def_compile_switch(vctx_t *c, const json_t *obj, task_t *t);
 void def_compile_await(vctx_t *c, const json_t *obj, task_t *t);
 void def_compile_fail(vctx_t *c, const json_t *obj, task_t *t);
+void def_compile_script(vctx_t *c, const json_t *obj, task_t *t);
 
 /* compile.c */
 void def_task_deinit(task_t *t);

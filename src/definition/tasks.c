@@ -8,6 +8,7 @@
 #include "definition/internal.h"
 
 #include "core/xalloc.h"
+#include "script/script.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -390,4 +391,37 @@ void def_compile_fail(vctx_t *c, const json_t *obj, task_t *t)
     json_t *detail = json_object_get(obj, "detail");
     if (detail)
         ft->detail = def_compile_template(c, "detail", detail);
+}
+
+/* `script`: Lua 5.4 text, compiled once here so that a syntax error is a publish error naming
+ * the script's line; the engine compiles it again per run in a fresh state. */
+void def_compile_script(vctx_t *c, const json_t *obj, task_t *t)
+{
+    const char *lang = def_get_string(c, obj, "lang", true);
+    if (lang && strcmp(lang, "lua") != 0)
+        def_problem(c, "lang", "unknown script language '%s'; expected \"lua\"", lang);
+    json_t *src = json_object_get(obj, "source");
+    if (!src) {
+        def_problem(c, "source", "required field 'source' is missing");
+        return;
+    }
+    if (!json_is_string(src)) {
+        def_problem(c, "source", "must be a string of Lua 5.4 source");
+        return;
+    }
+    int line;
+    char msg[300];
+    if (script_check(json_string_value(src), json_string_length(src), &line, msg, sizeof msg) < 0) {
+        const char *why = strchr(msg + (strncmp(msg, "script:", 7) == 0 ? 7 : 0), ':');
+        if (line > 0 && why)
+            def_problem(c, "source", "Lua syntax error at script line %d:%s", line, why + 1);
+        else if (line > 0)
+            def_problem(c, "source", "Lua syntax error at script line %d: %s", line, msg);
+        else
+            def_problem(c, "source", "Lua syntax error: %s", msg);
+        return;
+    }
+    t->u.script.len = json_string_length(src);
+    t->u.script.source = xmalloc(t->u.script.len + 1);
+    memcpy(t->u.script.source, json_string_value(src), t->u.script.len + 1);
 }

@@ -28,6 +28,8 @@ void engine_config_defaults(engine_config_t *cfg)
     cfg->def_limits.max_tasks = 1000;
     cfg->max_input_bytes = 10 << 20;
     cfg->max_input_depth = 64;
+    cfg->script_max_memory = (size_t)64 << 20;
+    cfg->script_max_instructions = 100000000;
 }
 
 /* Create an engine over STORE (borrowed). See engine.h. */
@@ -375,7 +377,8 @@ void outcome_deinit(outcome_t *o)
 {
     json_decref(o->result);
     json_decref(o->error);
-    o->result = o->error = NULL;
+    json_decref(o->logs);
+    o->result = o->error = o->logs = NULL;
 }
 
 void outcome_fail(outcome_t *o, const char *code, const char *message, json_t *detail)

@@ -33,6 +33,8 @@ typedef struct engine_config {
     size_t max_input_bytes;  /* JSON input documents; default 10 MiB */
     int max_input_depth;     /* JSON input nesting; default 64 */
     bool log_runs;           /* one JSON log line on stderr per finished run; default off */
+    size_t script_max_memory;        /* bytes of Lua memory per script task; default 64 MiB */
+    int64_t script_max_instructions; /* Lua instructions per script task; default 100 million */
 } engine_config_t;
 
 /* Fill CFG with the defaults above. */

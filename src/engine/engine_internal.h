@@ -137,6 +137,7 @@ typedef struct outcome {
     int status;     /* HTTP status for http/connector; -1 otherwise */
     char run_id[UUID_STR_LEN]; /* single call_integration; "" otherwise */
     int jump;       /* switch: task index, TASK_END, or JUMP_NONE */
+    json_t *logs;   /* script: the lines log() wrote (owned), else NULL */
 } outcome_t;
 
 #define JUMP_NONE (-3)
@@ -226,6 +227,8 @@ void task_set_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
 void task_switch_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
 void task_await_exec(run_ctx_t *ctx, const task_t *t, int64_t attempt_deadline, outcome_t *out);
 void task_fail_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
+void task_script_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
+                      outcome_t *out);
 
 /* ---- scheduler ------------------------------------------------------------------------------ */
 

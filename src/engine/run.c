@@ -131,6 +131,7 @@ static void exec_attempt(run_ctx_t *ctx, const task_t *t, int seq, int64_t attem
     case TASK_SWITCH: task_switch_exec(ctx, t, o); break;
     case TASK_AWAIT: task_await_exec(ctx, t, attempt_deadline, o); break;
     case TASK_FAIL: task_fail_exec(ctx, t, o); break;
+    case TASK_SCRIPT: task_script_exec(ctx, t, seq, attempt_deadline, o); break;
     default:
         /* Publishing refuses the other types in this version, so a stored definition never
          * holds one; this keeps a corrupt store from doing anything surprising. */
@@ -214,6 +215,8 @@ static json_t *outcome_json(const task_t *t, const outcome_t *o, int attempts, i
         json_object_set_new_nocheck(v, "status", json_integer(o->status));
     if (t->type == TASK_CALL_INTEGRATION && o->run_id[0])
         json_object_set_new_nocheck(v, "run_id", json_stringn_nocheck(o->run_id, 36));
+    if (o->logs)
+        json_object_set_nocheck(v, "logs", o->logs);
     return v;
 }
 
@@ -232,7 +235,17 @@ static void put_step(run_ctx_t *ctx, const task_t *t, int seq, const outcome_t *
     s.duration_ms = duration;
     /* History keeps at most STEP_RESULT_MAX of a result and says when it cut (SPEC §8); the
      * run itself saw the whole value. */
-    json_t *kept = jsonx_cut(o->result, STEP_RESULT_MAX);
+    json_t *kept;
+    if (o->logs) {
+        /* A script's step keeps its log lines next to its result: {"result", "logs"}. */
+        json_t *both = json_object();
+        json_object_set_nocheck(both, "result", o->result ? o->result : json_null());
+        json_object_set_nocheck(both, "logs", o->logs);
+        kept = jsonx_cut(both, STEP_RESULT_MAX);
+        json_decref(both);
+    } else {
+        kept = jsonx_cut(o->result, STEP_RESULT_MAX);
+    }
     s.result = kept;
     s.error = o->error;
     store_step_put(ctx->eng->store, &s);

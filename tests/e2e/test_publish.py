@@ -151,17 +151,16 @@ def test_unknown_literal_target_refused(braid):
     braid.publish(integration("t/dynamic", [call("c", "{{vars.target}}")]))
 
 
-def test_http_connector_script_refused_clearly(braid):
+def test_http_connector_refused_clearly(braid):
     doc = integration("later/types", [
         {"id": "h", "type": "http", "url": "https://example.com/"},
         {"id": "k", "type": "connector", "connector": "billing", "operation": "x"},
-        {"id": "s", "type": "script", "lang": "lua", "source": "return 1"},
     ])
     r = braid("publish", braid.write(doc))
     assert r.returncode == 1
     out = braid.json("validate", braid.write(doc), ok=False)
     by_ptr = {e["pointer"]: e["message"] for e in out[0]["errors"]}
-    for i, t in enumerate(("http", "connector", "script")):
+    for i, t in enumerate(("http", "connector")):
         assert f"/tasks/{i}/type" in by_ptr, out
         assert t in by_ptr[f"/tasks/{i}/type"]
         assert "not available" in by_ptr[f"/tasks/{i}/type"]

@@ -691,10 +691,17 @@ static void test_definition_rejects_bad_task_types(void **state)
                         "task type 'http' is not available in this version of braid");
     expect_task_problem("'type': 'connector'", "/tasks/0/type",
                         "task type 'connector' is not available in this version of braid");
-    expect_task_problem("'type': 'script', 'source': 'return 1'", "/tasks/0/type",
-                        "task type 'script' is not available in this version of braid");
+    expect_task_problem("'type': 'script', 'source': 'return 1'", "/tasks/0/lang",
+                        "required field 'lang' is missing");
+    expect_task_problem("'type': 'script', 'lang': 'python', 'source': 'return 1'",
+                        "/tasks/0/lang", "unknown script language 'python'; expected \"lua\"");
+    expect_task_problem("'type': 'script', 'lang': 'lua'", "/tasks/0/source",
+                        "required field 'source' is missing");
+    expect_task_problem("'type': 'script', 'lang': 'lua', 'source': 'local x = 1\\nlocal = 2'",
+                        "/tasks/0/source",
+                        "Lua syntax error at script line 2: <name> expected near '='");
     expect_task_problem("'type': 'sleep'", "/tasks/0/type",
-                        "unknown task type 'sleep'; expected one of call_integration, set, "
+                        "unknown task type 'sleep'; expected one of call_integration, script, set, "
                         "switch, await, fail");
 }
 
