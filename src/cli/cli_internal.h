@@ -73,8 +73,9 @@ void cli_format_duration(int64_t ms, char *out, size_t n);
  * into the command's option table, and after parsing copy them with cli_engine_flags_apply. */
 typedef struct cli_engine_flags {
     long long max_call_depth, max_descendants, max_steps, retain_days;
+    long long script_max_memory, script_max_instructions;
 } cli_engine_flags_t;
-#define CLI_ENGINE_FLAGS 4
+#define CLI_ENGINE_FLAGS 6
 void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg);
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS]);
 void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg);

@@ -35,7 +35,7 @@ int cmd_serve(int argc, char **argv)
     const char *listen = scfg.listen;
     long long workers = cfg.workers, http_threads = scfg.workers, max_body = (long long)scfg.max_body,
               grace_ms = scfg.grace_ms, max_inflight = scfg.max_inflight;
-    cli_opt_t opts[16] = {
+    cli_opt_t opts[7 + CLI_ENGINE_FLAGS] = { /* its rows, the engine flags, the end */
         {"--listen", OPT_STRING, &listen, "HOST:PORT", "address to listen on (127.0.0.1:8080)", 0,
          0},
         {"--workers", OPT_INT, &workers, "N", "threads running async runs (default 4)", 1, 256},

@@ -277,6 +277,8 @@ void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg)
     f->max_descendants = cfg->max_descendants;
     f->max_steps = cfg->max_steps;
     f->retain_days = cfg->retain_days;
+    f->script_max_memory = (long long)cfg->script_max_memory;
+    f->script_max_instructions = cfg->script_max_instructions;
 }
 
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS])
@@ -290,6 +292,10 @@ void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAG
          1000000000},
         {"--retain-days", OPT_INT, &f->retain_days, "N", "days of history kept (default 30)", 1,
          36500},
+        {"--script-max-memory", OPT_INT, &f->script_max_memory, "BYTES",
+         "Lua memory per script task (default 64 MiB)", 1 << 20, 1LL << 34},
+        {"--script-max-instructions", OPT_INT, &f->script_max_instructions, "N",
+         "Lua instructions per script task (default 100000000)", 1000, 1LL << 40},
     };
     memcpy(rows, table, sizeof table);
 }
@@ -300,4 +306,6 @@ void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg)
     cfg->max_descendants = f->max_descendants;
     cfg->max_steps = (int)f->max_steps;
     cfg->retain_days = (int)f->retain_days;
+    cfg->script_max_memory = (size_t)f->script_max_memory;
+    cfg->script_max_instructions = f->script_max_instructions;
 }

@@ -150,3 +150,17 @@ def test_syntax_error_refused_at_publish_with_its_line(braid):
     assert "/tasks/0/source" in errs, out
     assert "line 3" in errs["/tasks/0/source"] or "line 2" in errs["/tasks/0/source"]
     assert braid("publish", braid.write(doc)).returncode == 1
+
+
+def test_budgets_are_engine_settings(braid):
+    braid.publish(integration("sc/spin", [{"id": "s", "type": "script", "lang": "lua",
+                                           "source": "local n = 0\nwhile true do n = n + 1 end"}]))
+    r = braid("run", "sc/spin", "--script-max-instructions", "100000")
+    assert r.returncode == 1 and "script_limit" in r.stderr
+    assert "100000 instructions" in r.stderr
+    braid.publish(integration("sc/big", [{"id": "s", "type": "script", "lang": "lua",
+                                          "source": "local t = {}\nfor i = 1, 1e7 do t[i] = i end"}]))
+    r = braid("run", "sc/big", "--script-max-memory", str(2 << 20))
+    assert r.returncode == 1 and "script_limit" in r.stderr
+    r = braid("run", "sc/spin", "--script-max-instructions", "10")
+    assert r.returncode == 2
