@@ -1,7 +1,11 @@
 /* bench_subcall.c - the cost of a sync sub-call: a parent calls a child N times (for_each,
  * parallelism 1) in one process, with run history on, and reports microseconds per call.
  *
- *   bench_subcall [N] [DATA_DIR]     defaults: 100000, a fresh temp directory
+ *   bench_subcall [N] [DATA_DIR] [call|callint]     defaults: 100000, a fresh temp directory, call
+ *
+ * call: the parent is one call_integration task with for_each over N items. callint: the
+ * parent is one Lua script task calling callint() N times in a loop — the same engine call
+ * reached from a script, so the difference between the two is the cost of the Lua round trip.
  *
  * Prints one JSON line: {"calls", "seconds", "us_per_call", "commits", "runs_per_commit"}. */
 #include "core/clock.h"
@@ -28,6 +32,14 @@ static const char *PARENT = "{\"name\": \"bench/parent\","
                             "   \"for_each\": \"{{vars.items}}\", \"parallelism\": 1,"
                             "   \"input\": {\"x\": \"{{item}}\"}}]}";
 
+static const char *PARENT_CALLINT =
+    "{\"name\": \"bench/parent-callint\","
+    " \"inputs\": {\"count\": {\"type\": \"integer\", \"required\": true}},"
+    " \"outputs\": {\"calls\": \"{{tasks.loop.result}}\"},"
+    " \"tasks\": [{\"id\": \"loop\", \"type\": \"script\", \"lang\": \"lua\","
+    "   \"source\": \"local n = 0\\nfor i = 1, vars.count do\\n"
+    "  local out = callint('bench/child', {x = i})\\n  n = n + 1\\nend\\nreturn n\"}]}";
+
 static void publish(engine_t *eng, const char *doc)
 {
     json_t *result = NULL;
@@ -53,14 +65,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_subcall: %s\n", err.msg);
         return 1;
     }
+    bool callint = argc > 3 && strcmp(argv[3], "callint") == 0;
     publish(eng, CHILD);
-    publish(eng, PARENT);
+    publish(eng, callint ? PARENT_CALLINT : PARENT);
 
-    json_t *items = json_array();
-    for (long i = 0; i < n; i++)
-        json_array_append_new(items, json_integer(i));
-    json_t *payload = json_pack("{s:o}", "items", items);
-    exec_request_t req = {.integration = "bench/parent", .mode = EXEC_SYNC, .payload = payload,
+    json_t *payload;
+    if (callint) {
+        payload = json_pack("{s:I}", "count", (json_int_t)n);
+    } else {
+        json_t *items = json_array();
+        for (long i = 0; i < n; i++)
+            json_array_append_new(items, json_integer(i));
+        payload = json_pack("{s:o}", "items", items);
+    }
+    exec_request_t req = {.integration = callint ? "bench/parent-callint" : "bench/parent",
+                          .mode = EXEC_SYNC,
+                          .payload = payload,
                           .trigger = "cli"};
     uint64_t commits0 = store_commit_count(st);
     int64_t t0 = clock_now_us();
@@ -73,9 +93,9 @@ int main(int argc, char **argv)
     }
     uint64_t commits = store_commit_count(st) - commits0;
     double secs = (double)(t1 - t0) / 1e6;
-    printf("{\"calls\": %ld, \"seconds\": %.3f, \"us_per_call\": %.2f, \"commits\": %llu, "
+    printf("{\"mode\": \"%s\", \"calls\": %ld, \"seconds\": %.3f, \"us_per_call\": %.2f, \"commits\": %llu, "
            "\"runs_per_commit\": %.1f}\n",
-           n, secs, secs * 1e6 / (double)n, (unsigned long long)commits,
+           callint ? "callint" : "call", n, secs, secs * 1e6 / (double)n, (unsigned long long)commits,
            commits ? (double)(n + 1) / (double)commits : 0.0);
     json_decref(run);
     json_decref(payload);

@@ -39,7 +39,8 @@ run_child() {
 
 echo "bench: sync sub-call, $CALLS calls x $RUNS runs" >&2
 for i in $(seq "$RUNS"); do
-    run_child "$BIN/bench_subcall" "$CALLS" "$tmp/subcall-data-$i" >>"$tmp/subcall.jsonl"
+    run_child "$BIN/bench_subcall" "$CALLS" "$tmp/subcall-data-$i" call >>"$tmp/subcall.jsonl"
+    run_child "$BIN/bench_subcall" "$CALLS" "$tmp/callint-data-$i" callint >>"$tmp/subcall.jsonl"
 done
 
 echo "bench: HTTP, braid S1 against the libmicrohttpd ceiling" >&2
@@ -47,7 +48,9 @@ run_child env BENCH_BIN="$BIN" bash bench/http.sh "$tmp/http.md"
 
 python3 - "$tmp/subcall.jsonl" "$out" "$CALLS" "$RUNS" <<'PY'
 import json, platform, statistics, subprocess, sys, datetime
-rows = [json.loads(l) for l in open(sys.argv[1])]
+all_rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = [r for r in all_rows if r.get("mode", "call") == "call"]
+ci = sorted(r["us_per_call"] for r in all_rows if r.get("mode") == "callint")
 us = sorted(r["us_per_call"] for r in rows)
 rpc = sorted(r["runs_per_commit"] for r in rows)
 cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name:\\s*//p'"], capture_output=True, text=True).stdout.strip()
@@ -65,6 +68,13 @@ with open(sys.argv[2], "w") as f:
     f.write(f"| figure | min | median | max | goal |\n|---|---|---|---|---|\n")
     f.write(f"| µs per sub-call ({sys.argv[4]} runs) | {us[0]:.2f} | {statistics.median(us):.2f} | {us[-1]:.2f} | ≤ 5 |\n")
     f.write(f"| runs per store commit | {rpc[0]:.0f} | {statistics.median(rpc):.0f} | {rpc[-1]:.0f} | |\n")
+    if ci:
+        f.write(f"| µs per sub-call through `callint()` ({len(ci)} runs) | {ci[0]:.2f} | {statistics.median(ci):.2f} | {ci[-1]:.2f} | |\n")
+        f.write("\nThe `callint()` row: the parent is one Lua `script` task that calls the same child\n")
+        f.write("with `callint('bench/child', {x = i})` in a loop, the same number of times\n")
+        f.write("(`build-release/bench_subcall " + sys.argv[3] + " DIR callint`). Both paths end in the same engine\n")
+        f.write("call; the difference is the Lua round trip (table to JSON and back), and the\n")
+        f.write("`for_each` variant also builds the whole result array.\n")
 print(open(sys.argv[2]).read())
 PY
 {
