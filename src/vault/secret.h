@@ -1,0 +1,35 @@
+/* secret.h - connection secrets sealed at rest under the master key: loading the key (from
+ * BRAID_MASTER_KEY or DATA_DIR/master.key), sealing and opening one secret value, and turning
+ * core dumps off. Opened values live only in sodium_malloc memory and are wiped on free. */
+#ifndef BRAID_VAULT_SECRET_H
+#define BRAID_VAULT_SECRET_H
+
+#include "core/err.h"
+
+#include <stddef.h>
+
+/* The master key set: one or more (version, 32-byte key) pairs; the highest version seals. */
+typedef struct secret_key secret_key_t;
+
+#define SECRET_KEY_BYTES 32
+#define SECRET_KEY_FILE "master.key"
+#define SECRET_KEY_ENV "BRAID_MASTER_KEY"
+
+int secret_key_load(const char *data_dir, secret_key_t **out, err_t *err);
+/* Build a key set from the text of a key file (see secret.c for the format). */
+int secret_key_parse(const char *text, size_t len, secret_key_t **out, err_t *err);
+/* The version new seals are made under (the highest in the set). */
+int secret_key_version(const secret_key_t *key);
+void secret_key_free(secret_key_t *key);
+
+int secret_seal(const secret_key_t *key, const char *connection_id, const char *name,
+                const unsigned char *plain, size_t len, char **sealed_out, err_t *err);
+/* The key version a sealed text names, or a negative BR_E* code when it is malformed. */
+int secret_sealed_version(const char *sealed);
+int secret_open(const secret_key_t *key, const char *connection_id, const char *name,
+                const char *sealed, unsigned char **plain_out, size_t *len, err_t *err);
+void secret_plain_free(unsigned char *plain);
+
+int secret_no_core_dumps(void);
+
+#endif
