@@ -46,6 +46,13 @@ int cli_parse(const cli_command_t *cmd, const cli_opt_t *opts, int argc, char **
 /* Print the help of CMD with OPTS to stdout. */
 void cli_help(const cli_command_t *cmd, const cli_opt_t *opts);
 
+/* The common start of a command that needs the engine: parse ARGV against OPTS, then open the
+ * store and an engine with default settings. Returns CLI_CONTINUE with *ARGS, *ST and *ENG
+ * (the caller frees them: json_decref, cli_close), or the exit status to return at once. */
+#define CLI_CONTINUE (-1)
+int cli_begin(const cli_command_t *cmd, const cli_opt_t *opts, int argc, char **argv,
+              cli_global_t *g, json_t **args, store_t **st, engine_t **eng);
+
 /* Open the store named by G, and an engine over it with CFG (NULL = defaults). Prints the
  * error and returns CLI_FAILED when it cannot. */
 int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, engine_t **eng);

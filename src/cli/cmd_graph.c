@@ -73,14 +73,12 @@ int cmd_graph(int argc, char **argv)
     };
     cli_global_t g = {0};
     json_t *args = NULL;
-    int rc = cli_parse(&graph_cmd, opts, argc, argv, &g, &args);
-    if (rc)
-        return rc < 0 ? CLI_OK : rc;
-    json_decref(args);
     store_t *st;
     engine_t *eng;
-    if (cli_open(&g, NULL, &st, &eng))
-        return CLI_FAILED;
+    int rc = cli_begin(&graph_cmd, opts, argc, argv, &g, &args, &st, &eng);
+    if (rc != CLI_CONTINUE)
+        return rc;
+    json_decref(args);
     json_t *graph = NULL;
     err_t err = {0};
     rc = engine_graph(eng, &graph, &err);

@@ -200,15 +200,11 @@ int cmd_cancel(int argc, char **argv)
 {
     cli_global_t g = {0};
     json_t *args = NULL;
-    int rc = cli_parse(&cancel_cmd, NULL, argc, argv, &g, &args);
-    if (rc)
-        return rc < 0 ? CLI_OK : rc;
     store_t *st;
     engine_t *eng;
-    if (cli_open(&g, NULL, &st, &eng)) {
-        json_decref(args);
-        return CLI_FAILED;
-    }
+    int rc = cli_begin(&cancel_cmd, NULL, argc, argv, &g, &args, &st, &eng);
+    if (rc != CLI_CONTINUE)
+        return rc;
     json_t *out = NULL;
     err_t err = {0};
     rc = engine_cancel(eng, json_string_value(json_array_get(args, 0)), &out, &err);

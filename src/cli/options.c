@@ -158,6 +158,20 @@ int cli_parse(const cli_command_t *cmd, const cli_opt_t *opts, int argc, char **
     return 0;
 }
 
+int cli_begin(const cli_command_t *cmd, const cli_opt_t *opts, int argc, char **argv,
+              cli_global_t *g, json_t **args, store_t **st, engine_t **eng)
+{
+    int rc = cli_parse(cmd, opts, argc, argv, g, args);
+    if (rc)
+        return rc < 0 ? CLI_OK : rc;
+    if (cli_open(g, NULL, st, eng)) {
+        json_decref(*args);
+        *args = NULL;
+        return CLI_FAILED;
+    }
+    return CLI_CONTINUE;
+}
+
 int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, engine_t **eng)
 {
     err_t err = {0};
