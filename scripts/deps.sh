@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libjansson-dev libsqlite3-dev libmicrohttpd-dev libsodium-dev liblua5.4-dev
-    libcmocka-dev
+    libcmocka-dev libcurl4-openssl-dev iproute2 util-linux
     python3 python3-pytest python3-requests
     wrk
 )

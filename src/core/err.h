@@ -25,6 +25,7 @@
     X(HTTP_STATUS, "http_status", false)                                                           \
     X(RESPONSE_TOO_LARGE, "response_too_large", false)                                             \
     X(CONNECTION_NOT_FOUND, "connection_not_found", false)                                         \
+    X(SECRET_UNREADABLE, "secret_unreadable", false)                                               \
     X(FORBIDDEN, "forbidden", false)                                                               \
     X(EXPRESSION_ERROR, "expression_error", false)                                                 \
     X(SCRIPT_ERROR, "script_error", false)                                                         \

@@ -109,6 +109,49 @@ typedef struct script_task {
     size_t len;
 } script_task_t;
 
+/* Authentication of an outbound request (SPEC §4 `auth`); templates may read conn/secret. */
+typedef enum { AUTH_NONE, AUTH_BASIC, AUTH_BEARER, AUTH_HEADER } auth_type_t;
+
+typedef struct request_auth {
+    auth_type_t type;
+    template_t *a; /* basic: username; bearer: token; header: the header's name */
+    template_t *b; /* basic: password; header: its value; NULL for bearer */
+} request_auth_t;
+
+#define HTTP_DEFAULT_TIMEOUT_MS 10000
+#define HTTP_MAX_TIMEOUT_MS 60000
+#define HTTP_DEFAULT_MAX_RESPONSE (10 * 1024 * 1024)
+#define HTTP_MAX_REDIRECTS 5
+
+/* An http task (SPEC §4). Request fields (url, query, headers, body, auth) are compiled with
+ * TMPL_ROOTS_REQUEST: they may read conn.* and secret.*, which only a `connection` supplies. */
+typedef struct http_task {
+    template_t *url;
+    char *method;               /* upper case: GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS */
+    template_t *query;          /* object of templates, or NULL */
+    template_t *headers;        /* object of templates, or NULL */
+    template_t *body;           /* any JSON (a string is sent as it is), or NULL = no body */
+    request_auth_t auth;
+    char *connection;           /* connection id (literal), or NULL */
+    int64_t max_response_bytes; /* default HTTP_DEFAULT_MAX_RESPONSE */
+    bool follow_redirects;      /* default true; at most HTTP_MAX_REDIRECTS hops */
+    char *response_var;         /* default "httpResult" */
+} http_task_t;
+
+/* A connector task (SPEC §5), pinned at publish to (connector, version, operation,
+ * connection). Its `input` templates see the integration's roots (no secrets); the
+ * operation's own templates see input.*, conn.* and secret.*. */
+typedef struct connector_task {
+    char *connector;  /* slug */
+    int version;      /* >= 1: filled with the latest version at publish when absent */
+    char *operation;
+    char *connection; /* connection id */
+    template_t *input;    /* object of templates (the operation's inputs), or NULL = {} */
+    output_map_t *outputs; /* the task's `output`: var -> path in {status, headers, body};
+                              merged over the operation's default mappings at run time */
+    int n_outputs;
+} connector_task_t;
+
 typedef struct fail_task {
     template_t *code;
     template_t *message; /* NULL = no message */
@@ -133,6 +176,8 @@ typedef struct task {
         await_task_t await;
         fail_task_t fail;
         script_task_t script;
+        http_task_t http;
+        connector_task_t connector;
     } u;
 } task_t;
 
@@ -191,6 +236,13 @@ typedef struct definition_resolver {
     void *ctx;
     /* Whether an integration named NAME is published (and not archived). */
     bool (*integration_exists)(void *ctx, const char *name);
+    /* The compiled connector SLUG at VERSION (0 = latest), borrowed for as long as the
+     * resolver lives; NULL when there is none. NULL member = connector tasks are not checked
+     * against their connector (and a missing `version` is an error). */
+    const struct connector *(*connector_get)(void *ctx, const char *slug, int version);
+    /* The connector slug of connection ID (returned owned), or NULL when there is no such
+     * connection. NULL member = connections are not checked at publish. */
+    char *(*connection_connector)(void *ctx, const char *id);
 } definition_resolver_t;
 
 typedef struct definition_limits {

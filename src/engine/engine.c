@@ -30,6 +30,10 @@ void engine_config_defaults(engine_config_t *cfg)
     cfg->max_input_depth = 64;
     cfg->script_max_memory = (size_t)64 << 20;
     cfg->script_max_instructions = 100000000;
+    cfg->http_connect_timeout_ms = 10000;
+    cfg->http_low_speed_bytes = 1;
+    cfg->http_low_speed_ms = 10000;
+    cfg->http_max_idle_connections = 64;
 }
 
 /* Create an engine over STORE (borrowed). See engine.h. */
@@ -55,6 +59,11 @@ int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t
         return rc;
     }
     eng->store = store;
+    if ((rc = outbound_init(eng, err)) < 0) {
+        free(eng);
+        return rc;
+    }
+    connections_init(eng);
     eng->reg = registry_new(store, &eng->cfg.def_limits);
     char host[64] = "host", id[UUID_STR_LEN];
     gethostname(host, sizeof host - 1);
@@ -87,6 +96,8 @@ void engine_free(engine_t *eng)
     pthread_mutex_destroy(&eng->watch_mu);
     pthread_cond_destroy(&eng->watch_cv);
     registry_free(eng->reg);
+    connections_deinit(eng);
+    outbound_deinit(eng);
     strmap_free(eng->live);
     strmap_free(eng->roots);
     strmap_free(eng->running);

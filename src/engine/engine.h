@@ -35,6 +35,12 @@ typedef struct engine_config {
     bool log_runs;           /* one JSON log line on stderr per finished run; default off */
     size_t script_max_memory;        /* bytes of Lua memory per script task; default 64 MiB */
     int64_t script_max_instructions; /* Lua instructions per script task; default 100 million */
+    const char *data_dir;    /* where the master key file lives (borrowed); NULL = "." */
+    const json_t *allow_net; /* borrowed array of CIDR strings the address guard opens */
+    int64_t http_connect_timeout_ms; /* default 10000 (never beyond the task's timeout) */
+    int64_t http_low_speed_bytes;    /* a response slower than this many bytes/s ... */
+    int64_t http_low_speed_ms;       /* ... for this long fails with timeout; 1 and 10000 */
+    int http_max_idle_connections;   /* keep-alive connections kept open; default 64 */
 } engine_config_t;
 
 /* Fill CFG with the defaults above. */
@@ -115,6 +121,39 @@ void engine_stop(engine_t *eng, int64_t grace_ms);
 /* Cancel RUN_ID and its unfinished, non-detached descendants. *OUT (owned) is the run's record
  * afterwards. Cancelling a finished run changes nothing. */
 int engine_cancel(engine_t *eng, const char *run_id, json_t **out, err_t *err);
+
+/* ---- connectors and connections (SPEC §5) --------------------------------------------------- */
+
+/* Validate TEXT as a connector document and publish it as its slug's next version. SLUG_HINT
+ * (may be NULL) must match. *RESULT (owned): {"slug", "version", "created": bool}. Invalid:
+ * BR_EINVALID_DEFINITION with DIAGS filled. */
+int engine_connector_publish(engine_t *eng, const char *text, size_t len, const char *slug_hint,
+                             json_t **result, diags_t *diags, err_t *err);
+/* Connector SLUG at VERSION (0 = latest): *DOC (owned) is the document, *VERSION_OUT its
+ * version. BR_ENOT_FOUND / BR_EVERSION_NOT_FOUND. */
+int engine_connector_get(engine_t *eng, const char *slug, int version, json_t **doc,
+                         int *version_out, err_t *err);
+/* Array of {"slug", "latest_version", "updated_at"} (owned). */
+int engine_connector_list(engine_t *eng, json_t **out, err_t *err);
+
+/* Create or replace connection ID from BODY (borrowed) {"connector": SLUG, "config": {...},
+ * "secrets": {NAME: "value" | null}}: config is replaced as a whole and checked against the
+ * connector's latest version; each named secret is sealed and set (null removes it); secrets
+ * not named keep their values while the connector stays the same. *CREATED tells whether ID
+ * is new; *OUT (owned) is the connection as engine_connection_get shows it. Secret values
+ * never appear in OUT or in ERR. BR_EINPUT_INVALID (bad body, config or secret names),
+ * BR_ENOT_FOUND (unknown connector). */
+int engine_connection_put(engine_t *eng, const char *id, const json_t *body, bool *created,
+                          json_t **out, err_t *err);
+/* {"id", "connector", "config", "secrets": [{"name", "updated_at"}], "created_at",
+ * "updated_at"} -- names and times only, never a value. BR_ECONNECTION_NOT_FOUND. */
+int engine_connection_get(engine_t *eng, const char *id, json_t **out, err_t *err);
+/* Array of engine_connection_get objects, by id (owned). */
+int engine_connection_list(engine_t *eng, json_t **out, err_t *err);
+int engine_connection_delete(engine_t *eng, const char *id, err_t *err);
+/* Re-seal every connection's secrets under a new master key (see docs/security.md): all in
+ * one transaction, then the old key is dropped. *COUNT: secrets re-sealed. */
+int engine_keys_rotate(engine_t *eng, int *count, err_t *err);
 
 /* ---- reading ------------------------------------------------------------------------------- */
 

@@ -30,6 +30,38 @@ void registry_invalidate(registry_t *reg);
 /* A resolver for definition validation backed by the store. */
 definition_resolver_t registry_resolver(registry_t *reg);
 
+/* ---- connectors and connections (connections.c) ------------------------------------------ */
+
+struct connector;
+
+void connections_init(engine_t *eng);
+void connections_deinit(engine_t *eng);
+
+/* The compiled connector SLUG at VERSION (0 = latest), cached for the engine's life (a
+ * version never changes). Borrowed. BR_ENOT_FOUND / BR_EVERSION_NOT_FOUND. */
+int connectors_get(engine_t *eng, const char *slug, int version, const struct connector **out,
+                   err_t *err);
+
+/* A connection opened for one task: its config and its secrets decrypted. The secret strings
+ * are wiped when closed; nobody may keep a reference to them. */
+typedef struct opened_connection {
+    char *connector; /* slug (owned) */
+    json_t *conn;    /* the config object (owned): the `conn` template root */
+    json_t *secret;  /* name -> value strings (owned): the `secret` template root */
+} opened_connection_t;
+
+/* Open connection ID: BR_ECONNECTION_NOT_FOUND, or BR_ESECRET_UNREADABLE when a sealed value
+ * fails to open (altered, another key) -- the message names the secret, never its value. */
+int connection_open(engine_t *eng, const char *id, opened_connection_t *out, err_t *err);
+/* Wipe the secret values and free. NULL-safe members. */
+void connection_close(opened_connection_t *oc);
+
+/* ---- outbound requests (task_http.c) --------------------------------------------------------- */
+
+/* Build the outbound client from the engine's settings (--allow-net ranges). */
+int outbound_init(engine_t *eng, err_t *err);
+void outbound_deinit(engine_t *eng);
+
 /* ---- live runs: runs executing in this process ------------------------------------------- */
 
 typedef struct live_run {
@@ -74,6 +106,13 @@ struct engine {
     pthread_t watcher;   /* polls the store for cancellations asked by other processes */
     bool watching;       /* under watch_mu */
     bool watch_stop;     /* under watch_mu */
+
+    /* connections.c: compiled connectors and the master key, loaded on first use */
+    pthread_mutex_t conn_mu;
+    strmap_t *connectors;   /* "slug@version" -> connector_t * (owned) */
+    struct secret_key *key; /* NULL until a secret is first sealed or opened */
+
+    struct http_client *http; /* task_http.c: the outbound client (guard, keep-alive pool) */
 };
 
 /* Set the cancel flag of every run executing here whose cancellation another process asked
@@ -229,6 +268,10 @@ void task_await_exec(run_ctx_t *ctx, const task_t *t, int64_t attempt_deadline, 
 void task_fail_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out);
 void task_script_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
                       outcome_t *out);
+void task_http_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
+                    outcome_t *out);
+void task_connector_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
+                         outcome_t *out);
 
 /* ---- scheduler ------------------------------------------------------------------------------ */
 

@@ -273,4 +273,50 @@ int store_token_revoke(store_t *st, const char *id, int64_t now, err_t *err);
 /* Whether any active token has ROLE. */
 int store_token_any_active(store_t *st, const char *role, bool *any, err_t *err);
 
+/* ---- connectors (SPEC §5): versioned documents like integrations ------------------------ */
+
+/* Store DOC (canonical text, borrowed) as the next version of connector SLUG, atomically; when
+ * it equals the latest version's text nothing is stored and *CREATED is false. Durable. */
+int store_connector_publish(store_t *st, const char *slug, const char *doc, int *version,
+                            bool *created, err_t *err);
+/* Version VERSION of SLUG (0 = latest), as an integration_version_t whose name is the slug
+ * (archived always false). BR_ENOT_FOUND / BR_EVERSION_NOT_FOUND. */
+int store_connector_get(store_t *st, const char *slug, int version, integration_version_t **out,
+                        err_t *err);
+/* Every connector: array of {"slug", "latest_version", "updated_at"} (RFC 3339), by slug. */
+int store_connector_list(store_t *st, json_t **out, err_t *err);
+/* SLUG's versions: array of {"version", "created_at"}. BR_ENOT_FOUND when SLUG has none. */
+int store_connector_versions(store_t *st, const char *slug, json_t **out, err_t *err);
+
+/* ---- connections (SPEC §5): credentials for a connector, secrets sealed ------------------ */
+
+typedef struct connection_rec {
+    char *id;        /* ^[A-Za-z0-9][A-Za-z0-9_.-]*$, at most 128 bytes */
+    char *connector; /* connector slug */
+    json_t *config;  /* object: the bound config (never secret) */
+    /* object: secret name -> {"sealed": "v<key version>:<base64>", "updated_at": epoch ms}.
+     * Only sealed text ever reaches the store. */
+    json_t *secrets;
+    int64_t created_at; /* epoch ms */
+    int64_t updated_at; /* epoch ms */
+} connection_rec_t;
+
+connection_rec_t *connection_rec_new(void);
+void connection_rec_free(connection_rec_t *c);
+void connection_recs_free(connection_rec_t **recs, int n);
+
+/* Insert or replace connection C (borrowed) as a whole. Durable on return. */
+int store_connection_put(store_t *st, const connection_rec_t *c, err_t *err);
+/* Connection ID. BR_ECONNECTION_NOT_FOUND when there is none. */
+int store_connection_get(store_t *st, const char *id, connection_rec_t **out, err_t *err);
+/* Every connection, by id: *OUT array of *N owned records. */
+int store_connection_list(store_t *st, connection_rec_t ***out, int *n, err_t *err);
+/* Delete ID. BR_ECONNECTION_NOT_FOUND when there is none. Durable on return. */
+int store_connection_delete(store_t *st, const char *id, err_t *err);
+/* Replace the N records RECS (each must exist) in one transaction: all or none (key
+ * rotation re-seals every connection at once). Durable on return. */
+int store_connection_put_all(store_t *st, connection_rec_t *const *recs, int n, err_t *err);
+/* A number that changes whenever any process changes a connector or connection; cheap. */
+int store_connections_epoch(store_t *st, int64_t *epoch, err_t *err);
+
 #endif
