@@ -235,6 +235,6 @@ static bool resolver_exists(void *ctx, const char *name)
 
 definition_resolver_t registry_resolver(registry_t *reg)
 {
-    definition_resolver_t r = {reg, resolver_exists};
+    definition_resolver_t r = {.ctx = reg, .integration_exists = resolver_exists};
     return r;
 }
