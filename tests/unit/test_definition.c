@@ -162,7 +162,7 @@ static bool exists_known(void *ctx, const char *name)
     return false;
 }
 
-static const definition_resolver_t resolver = {NULL, exists_known};
+static const definition_resolver_t resolver = {.integration_exists = exists_known};
 
 /* ---- compiling valid documents --------------------------------------------------------- */
 
