@@ -8,7 +8,7 @@
 JOBS   ?= $(shell nproc)
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan demo test test-unit test-e2e test-asan bench clean format
+.PHONY: all deps build build-asan demo test test-unit test-e2e test-outbound test-asan bench clean format
 
 all: build
 
@@ -29,10 +29,17 @@ demo: build
 test-unit: build
 	cd build && ctest --output-on-failure -j $(JOBS)
 
-# The two black-box suites run as separate pytest processes: each has its own conftest.
-test-e2e: build
+# The black-box suites run as separate pytest processes: each has its own conftest.
+test-e2e: build test-outbound
 	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/e2e
 	BRAID_BIN=$(CURDIR)/build/braid $(PYTEST) -q tests/api
+
+# Outbound calls run in a network namespace of their own where only loopback exists, so no
+# test can ever send a packet off the machine (the suite refuses to run anywhere else).
+OUTBOUND = unshare -n sh -c 'ip link set lo up && $(PYTEST) -q tests/outbound'
+
+test-outbound: build
+	BRAID_BIN=$(CURDIR)/build/braid $(OUTBOUND)
 
 test-asan: build-asan
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -41,6 +48,8 @@ test-asan: build-asan
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/e2e
 	BRAID_BIN=$(CURDIR)/build-asan/braid ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(PYTEST) -q tests/api
+	BRAID_BIN=$(CURDIR)/build-asan/braid ASAN_OPTIONS=detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(OUTBOUND)
 
 test: test-unit test-e2e test-asan
 

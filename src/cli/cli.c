@@ -9,13 +9,15 @@ static const struct {
     int (*fn)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    {"publish", cmd_publish, "validate and publish integrations"},
+    {"publish", cmd_publish, "validate and publish integrations and connectors"},
     {"validate", cmd_validate, "report every problem of definitions, publishing nothing"},
     {"run", cmd_run, "run an integration in this process against the store"},
     {"cancel", cmd_cancel, "cancel a run and its unfinished descendants"},
     {"runs", cmd_runs, "list run history"},
     {"show", cmd_show, "show one run, or its whole call tree"},
     {"graph", cmd_graph, "the static call graph of the published integrations"},
+    {"connection", cmd_connection, "set, list, show and delete connections (credentials)"},
+    {"keys", cmd_keys, "rotate the master key that seals connection secrets"},
     {"token", cmd_token, "create, list and revoke API tokens"},
     {"serve", cmd_serve, "serve the HTTP API and run the workers"},
 };

@@ -81,8 +81,9 @@ void cli_format_duration(int64_t ms, char *out, size_t n);
 typedef struct cli_engine_flags {
     long long max_call_depth, max_descendants, max_steps, retain_days;
     long long script_max_memory, script_max_instructions;
+    json_t *allow_net; /* --allow-net CIDR, repeatable (array, owned by the parse) */
 } cli_engine_flags_t;
-#define CLI_ENGINE_FLAGS 6
+#define CLI_ENGINE_FLAGS 7
 void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg);
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS]);
 void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg);
@@ -96,6 +97,8 @@ int cmd_runs(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_connection(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif

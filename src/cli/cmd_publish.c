@@ -1,5 +1,9 @@
-/* cmd_publish.c - `braid publish` and `braid validate`: definitions in, every problem out. */
+/* cmd_publish.c - `braid publish` and `braid validate`: definitions in, every problem out.
+ * A file is an integration, or a connector when its document has a "slug" (SPEC §5). */
 #include "cli/cli_internal.h"
+
+#include "core/jsonx.h"
+#include "definition/connector.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +28,57 @@ static void print_diags(const char *file, const diags_t *d)
             fprintf(stderr, " %s:", p->pointer);
         fprintf(stderr, " %s\n", msg);
     }
+}
+
+/* Whether TEXT is a connector document. A text that does not parse is left to the integration
+ * path, which reports the syntax error with its line and column. */
+static bool is_connector(engine_t *eng, const char *text, size_t len)
+{
+    jsonx_limits_t limits = {.max_bytes = engine_config(eng)->def_limits.max_bytes,
+                             .max_depth = engine_config(eng)->def_limits.max_depth};
+    json_t *doc = jsonx_parse(text, len, &limits, NULL);
+    bool yes = doc && connector_doc_is_connector(doc);
+    json_decref(doc);
+    return yes;
+}
+
+/* Record a failed publish of FILE: diagnostics (or ERR) on stderr unless JSON, and the entry
+ * in RESULTS. Returns -1. */
+static int publish_failed(const char *file, bool json, diags_t *diags, err_t *err, json_t *results)
+{
+    if (!json) {
+        if (diags->n)
+            print_diags(file, diags);
+        else
+            fprintf(stderr, "%s: error: %s: %s\n", file, err_name(err->code), err->msg);
+    }
+    json_t *errors = diags->n ? diags_to_json(diags)
+                              : json_pack("[{s:s, s:s}]", "pointer", "", "message", err->msg);
+    json_array_append_new(results,
+                          json_pack("{s:s, s:b, s:o}", "file", file, "ok", 0, "errors", errors));
+    diags_deinit(diags);
+    err_clear(err);
+    return -1;
+}
+
+static int publish_connector(engine_t *eng, const char *file, const char *text, size_t len,
+                             bool json, json_t *results)
+{
+    diags_t diags = {0};
+    err_t err = {0};
+    json_t *res = NULL;
+    if (engine_connector_publish(eng, text, len, NULL, &res, &diags, &err) < 0)
+        return publish_failed(file, json, &diags, &err, results);
+    if (!json)
+        printf("%s connector %s v%lld\n",
+               json_is_true(json_object_get(res, "created")) ? "published" : "unchanged",
+               json_string_value(json_object_get(res, "slug")),
+               (long long)json_integer_value(json_object_get(res, "version")));
+    json_object_set_new(res, "file", json_string(file));
+    json_object_set_new(res, "ok", json_true());
+    json_array_append_new(results, res);
+    diags_deinit(&diags);
+    return 0;
 }
 
 typedef int (*per_file_fn)(engine_t *eng, const char *file, const char *text, size_t len,
@@ -65,25 +120,13 @@ static int for_each_file(const cli_global_t *g, json_t *args, per_file_fn fn)
 static int publish_one(engine_t *eng, const char *file, const char *text, size_t len, bool json,
                        json_t *results)
 {
+    if (is_connector(eng, text, len))
+        return publish_connector(eng, file, text, len, json, results);
     diags_t diags = {0};
     err_t err = {0};
     json_t *res = NULL;
-    int rc = engine_publish(eng, text, len, NULL, &res, &diags, &err);
-    if (rc < 0) {
-        if (!json) {
-            if (diags.n)
-                print_diags(file, &diags);
-            else
-                fprintf(stderr, "%s: error: %s: %s\n", file, err_name(err.code), err.msg);
-        }
-        json_t *errors = diags.n ? diags_to_json(&diags)
-                                 : json_pack("[{s:s, s:s}]", "pointer", "", "message", err.msg);
-        json_array_append_new(results, json_pack("{s:s, s:b, s:o}", "file", file, "ok", 0,
-                                                 "errors", errors));
-        diags_deinit(&diags);
-        err_clear(&err);
-        return -1;
-    }
+    if (engine_publish(eng, text, len, NULL, &res, &diags, &err) < 0)
+        return publish_failed(file, json, &diags, &err, results);
     if (!json) {
         printf("%s %s version %lld\n",
                json_is_true(json_object_get(res, "created")) ? "published" : "unchanged",
@@ -111,7 +154,14 @@ static int validate_one(engine_t *eng, const char *file, const char *text, size_
                         json_t *results)
 {
     diags_t diags = {0};
-    int rc = engine_validate(eng, text, len, &diags);
+    int rc;
+    if (is_connector(eng, text, len)) {
+        connector_t *c = NULL;
+        rc = connector_load(text, len, NULL, &engine_config(eng)->def_limits, &c, &diags);
+        connector_free(c);
+    } else {
+        rc = engine_validate(eng, text, len, &diags);
+    }
     if (!json) {
         if (rc < 0)
             print_diags(file, &diags);
@@ -126,15 +176,15 @@ static int validate_one(engine_t *eng, const char *file, const char *text, size_
 
 static const cli_command_t publish_cmd = {
     "publish", "FILE...",
-    "Validate each definition file and publish it as the next version of its integration.\n"
-    "A document identical to the latest version publishes nothing. FILE may be '-' for\n"
-    "standard input.",
+    "Validate each definition file and publish it as the next version of its integration,\n"
+    "or of its connector when the document has a \"slug\". A document identical to the\n"
+    "latest version publishes nothing. FILE may be '-' for standard input.",
     "Problems are printed as FILE:LINE:COLUMN: POINTER: message, all of them at once.", 1, -1};
 
 static const cli_command_t validate_cmd = {
     "validate", "FILE...",
-    "Validate each definition file as a publish would, storing nothing: every problem with\n"
-    "its JSON Pointer, and line and column.",
+    "Validate each definition file (integration or connector) as a publish would, storing\n"
+    "nothing: every problem with its JSON Pointer, and line and column.",
     NULL, 1, -1};
 
 int cmd_publish(int argc, char **argv)

@@ -96,8 +96,10 @@ int cmd_run(int argc, char **argv)
     cli_global_t g = {0};
     json_t *args = NULL;
     int rc = cli_parse(&run_cmd, opts, argc, argv, &g, &args);
-    if (rc)
+    if (rc) {
+        json_decref(ef.allow_net);
         return rc < 0 ? CLI_OK : rc;
+    }
     exec_mode_t mode = EXEC_DEFAULT;
     if (o.mode && strcmp(o.mode, "sync") == 0)
         mode = EXEC_SYNC;
@@ -105,6 +107,7 @@ int cmd_run(int argc, char **argv)
         mode = EXEC_ASYNC;
     else if (o.mode) {
         fprintf(stderr, "braid run: --mode is sync or async, not '%s'\n", o.mode);
+        json_decref(ef.allow_net);
         json_decref(args);
         return CLI_USAGE;
     }
@@ -112,6 +115,7 @@ int cmd_run(int argc, char **argv)
     cli_engine_flags_apply(&ef, &cfg);
     json_t *payload = read_input(o.input, &cfg);
     if (!payload) {
+        json_decref(ef.allow_net);
         json_decref(args);
         return CLI_USAGE;
     }
@@ -119,6 +123,7 @@ int cmd_run(int argc, char **argv)
     store_t *st;
     engine_t *eng;
     if (cli_open(&g, &cfg, &st, &eng)) {
+        json_decref(ef.allow_net);
         json_decref(payload);
         json_decref(args);
         return CLI_FAILED;
@@ -180,6 +185,7 @@ out:
     json_decref(payload);
     json_decref(args);
     cli_close(st, eng);
+    json_decref(ef.allow_net);
     return status;
 }
 

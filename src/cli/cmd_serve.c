@@ -53,8 +53,10 @@ int cmd_serve(int argc, char **argv)
     json_t *args = NULL;
     int rc = cli_parse(&serve_cmd, opts, argc, argv, &g, &args);
     json_decref(args);
-    if (rc)
+    if (rc) {
+        json_decref(ef.allow_net);
         return rc < 0 ? CLI_OK : rc;
+    }
     cli_engine_flags_apply(&ef, &cfg);
     cfg.workers = (int)workers;
     scfg.listen = listen;
@@ -74,8 +76,10 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     store_t *st;
     engine_t *eng;
-    if (cli_open(&g, &cfg, &st, &eng))
+    if (cli_open(&g, &cfg, &st, &eng)) {
+        json_decref(ef.allow_net);
         return CLI_FAILED;
+    }
     err_t err = {0};
     int status = CLI_OK;
     if (server_run(&scfg, eng, st, &err) < 0) {
@@ -84,5 +88,6 @@ int cmd_serve(int argc, char **argv)
         status = CLI_FAILED;
     }
     cli_close(st, eng);
+    json_decref(ef.allow_net);
     return status;
 }

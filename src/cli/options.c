@@ -178,8 +178,17 @@ int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, en
     *st = NULL;
     if (eng)
         *eng = NULL;
+    /* Every command's engine keeps its master key file in the data directory, whichever
+     * store it uses. */
+    engine_config_t ecfg;
+    if (cfg)
+        ecfg = *cfg;
+    else
+        engine_config_defaults(&ecfg);
+    if (!ecfg.data_dir)
+        ecfg.data_dir = g->data;
     if (store_open(g->store ? g->store : g->data, NULL, st, &err) < 0 ||
-        (eng && engine_new(cfg, *st, eng, &err) < 0)) {
+        (eng && engine_new(&ecfg, *st, eng, &err) < 0)) {
         fprintf(stderr, "error: %s: %s\n", err_name(err.code), err.msg);
         err_clear(&err);
         store_close(*st);
@@ -293,6 +302,7 @@ void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg)
     f->retain_days = cfg->retain_days;
     f->script_max_memory = (long long)cfg->script_max_memory;
     f->script_max_instructions = cfg->script_max_instructions;
+    f->allow_net = NULL;
 }
 
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS])
@@ -310,6 +320,9 @@ void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAG
          "Lua memory per script task (default 64 MiB)", 1 << 20, 1LL << 34},
         {"--script-max-instructions", OPT_INT, &f->script_max_instructions, "N",
          "Lua instructions per script task (default 100000000)", 1000, 1LL << 40},
+        {"--allow-net", OPT_LIST, &f->allow_net, "CIDR",
+         "let http and connector tasks reach this range, which the address guard refuses "
+         "otherwise (repeatable)", 0, 0},
     };
     memcpy(rows, table, sizeof table);
 }
@@ -322,4 +335,5 @@ void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg)
     cfg->retain_days = (int)f->retain_days;
     cfg->script_max_memory = (size_t)f->script_max_memory;
     cfg->script_max_instructions = f->script_max_instructions;
+    cfg->allow_net = f->allow_net;
 }

@@ -76,3 +76,10 @@ void buf_deinit(buf_t *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+void buf_wipe(buf_t *b)
+{
+    if (b->data)
+        explicit_bzero(b->data, b->cap);
+    buf_deinit(b);
+}

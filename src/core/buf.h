@@ -20,5 +20,7 @@ void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2,
 char *buf_steal(buf_t *b);
 void buf_reset(buf_t *b);
 void buf_deinit(buf_t *b);
+/* buf_deinit after overwriting every byte held: for buffers that held credentials. */
+void buf_wipe(buf_t *b);
 
 #endif

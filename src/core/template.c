@@ -505,6 +505,83 @@ unsigned template_roots_used(const template_t *t)
     return t->roots;
 }
 
+/* ---- paths read ---- */
+
+typedef struct refs {
+    unsigned root_bit; /* bit number of the TMPL_* root */
+    template_ref_cb fn;
+    void *ctx;
+    buf_t ptr; /* pointer of the string in hand */
+} refs_t;
+
+static void expr_refs(refs_t *r, const expr_t *e)
+{
+    if (!e)
+        return;
+    if (e->op == E_CONST)
+        return;
+    if (e->op == E_PATH) {
+        const seg_t *first = e->u.path.nsegs ? &e->u.path.segs[0] : NULL;
+        if (e->root == r->root_bit) {
+            const char *p = r->ptr.data ? r->ptr.data : "";
+            if (first && first->kind == SEG_KEY)
+                r->fn(r->ctx, p, first->key, first->len);
+            else
+                r->fn(r->ctx, p, NULL, 0);
+        }
+        for (size_t i = 0; i < e->u.path.nsegs; i++)
+            if (e->u.path.segs[i].kind == SEG_EXPR)
+                expr_refs(r, e->u.path.segs[i].expr);
+        return;
+    }
+    expr_refs(r, e->u.k.a);
+    expr_refs(r, e->u.k.b);
+    expr_refs(r, e->u.k.c);
+}
+
+static void node_refs(refs_t *r, const node_t *n, const frame_t *at)
+{
+    switch (n->kind) {
+    case N_CONST:
+        return;
+    case N_EXPR:
+    case N_TEXT:
+        r->ptr.len = 0;
+        if (r->ptr.data)
+            r->ptr.data[0] = '\0';
+        put_pointer(&r->ptr, at);
+        for (size_t i = 0; i < n->n; i++)
+            expr_refs(r, n->u.parts[i].expr);
+        return;
+    case N_ARRAY:
+        for (size_t i = 0; i < n->n; i++) {
+            frame_t f = {at, NULL, 0, i};
+            node_refs(r, &n->u.items[i], &f);
+        }
+        return;
+    default:
+        for (size_t i = 0; i < n->n; i++) {
+            const member_t *m = &n->u.members[i];
+            frame_t f = {at, m->key, m->klen, 0};
+            node_refs(r, &m->node, &f);
+        }
+        return;
+    }
+}
+
+/* Report every path of T (borrowed) starting at ROOT to FN; see template.h. Constant parts
+ * hold no expression, so only the nodes that render something are walked. Any thread. */
+void template_root_refs(const template_t *t, unsigned root, template_ref_cb fn, void *ctx)
+{
+    if (!t || !fn || root == 0 || (root & (root - 1)) != 0 || !(t->roots & root))
+        return;
+    refs_t r = {.fn = fn, .ctx = ctx, .ptr = BUF_INIT};
+    while (!(root & (1u << r.root_bit)))
+        r.root_bit++;
+    node_refs(&r, &t->root, NULL);
+    buf_deinit(&r.ptr);
+}
+
 /* Free T (taken); NULL-safe. No render of T may be running. */
 void template_free(template_t *t)
 {

@@ -63,6 +63,16 @@ const json_t *template_source(const template_t *t);
 /* Mask of TMPL_* roots that T's expressions read. */
 unsigned template_roots_used(const template_t *t);
 
+/* One path found by template_root_refs: POINTER is the JSON Pointer, relative to the source,
+ * of the string holding it ("" for the source itself; borrowed for the call); KEY the first
+ * segment after the root when that is a literal name (LEN bytes, may hold NULs; borrowed),
+ * else NULL: the root read whole, an index, or a computed [expr]. */
+typedef void (*template_ref_cb)(void *ctx, const char *pointer, const char *key, size_t len);
+
+/* Call FN (with CTX) for every path of T that starts at ROOT (one TMPL_* bit), in source
+ * order, so that a caller can check which members of a root a template reads. */
+void template_root_refs(const template_t *t, unsigned root, template_ref_cb fn, void *ctx);
+
 void template_free(template_t *t);
 
 /* Whether two JSON values are equal as template `==` sees them: deep, with 1 == 1.0. */

@@ -57,6 +57,28 @@ static const char *const await_fields[] = {
 static const char *const script_fields[] = {
     "id", "type", "next", "cases", "continue_on_error", "retry", "timeout_ms", "lang", "source",
     NULL};
+static const char *const http_fields[] = {"id",
+                                          "type",
+                                          "next",
+                                          "cases",
+                                          "continue_on_error",
+                                          "retry",
+                                          "timeout_ms",
+                                          "url",
+                                          "method",
+                                          "query",
+                                          "headers",
+                                          "body",
+                                          "auth",
+                                          "connection",
+                                          "max_response_bytes",
+                                          "follow_redirects",
+                                          "response_var",
+                                          NULL};
+static const char *const connector_fields[] = {
+    "id",         "type",       "next",      "cases",   "continue_on_error",
+    "retry",      "timeout_ms", "connector", "version", "operation",
+    "connection", "input",      "output",    NULL};
 static const char *const fail_fields[] = {
     "id",   "type",    "next",   "cases", "continue_on_error", "retry", "timeout_ms",
     "code", "message", "detail", NULL};
@@ -92,13 +114,30 @@ void def_task_deinit(task_t *t)
         template_free(ct->delay_ms);
         template_free(ct->payload);
         json_decref(ct->input_keys);
-        for (int i = 0; i < ct->n_outputs; i++) {
-            free(ct->outputs[i].var);
-            free(ct->outputs[i].path);
-        }
-        free(ct->outputs);
+        def_output_maps_free(ct->outputs, ct->n_outputs);
         template_free(ct->for_each);
         template_free(ct->idempotency_key);
+        break;
+    }
+    case TASK_HTTP: {
+        http_task_t *ht = &t->u.http;
+        template_free(ht->url);
+        free(ht->method);
+        template_free(ht->query);
+        template_free(ht->headers);
+        template_free(ht->body);
+        def_auth_deinit(&ht->auth);
+        free(ht->connection);
+        free(ht->response_var);
+        break;
+    }
+    case TASK_CONNECTOR: {
+        connector_task_t *kt = &t->u.connector;
+        free(kt->connector);
+        free(kt->operation);
+        free(kt->connection);
+        template_free(kt->input);
+        def_output_maps_free(kt->outputs, kt->n_outputs);
         break;
     }
     case TASK_SET:
@@ -136,11 +175,7 @@ void definition_free(definition_t *def)
         return;
     free(def->name);
     free_strings(def->triggers, def->n_triggers);
-    for (int i = 0; i < def->n_inputs; i++) {
-        free(def->inputs[i].name);
-        json_decref(def->inputs[i].default_value);
-    }
-    free(def->inputs);
+    def_decls_free(def->inputs, def->n_inputs);
     template_free(def->outputs_tmpl);
     free_strings(def->output_vars, def->n_output_vars);
     free_strings(def->callers, def->n_callers);
@@ -336,19 +371,14 @@ static bool parse_type(vctx_t *c, const json_t *obj, task_type_t *out)
     if (!type)
         return false;
     for (int i = 0; i <= TASK_FAIL; i++) {
-        if (strcmp(type, type_names[i]) != 0)
-            continue;
-        if (i == TASK_HTTP || i == TASK_CONNECTOR) {
-            def_problem(c, "type", "task type '%s' is not available in this version of braid",
-                        type);
-            return false;
+        if (strcmp(type, type_names[i]) == 0) {
+            *out = (task_type_t)i;
+            return true;
         }
-        *out = (task_type_t)i;
-        return true;
     }
     def_problem(c, "type",
-                "unknown task type '%s'; expected one of call_integration, script, set, switch, "
-                "await, fail",
+                "unknown task type '%s'; expected one of call_integration, http, connector, "
+                "script, set, switch, await, fail",
                 type);
     return false;
 }
@@ -370,13 +400,15 @@ static void compile_task(vctx_t *c, const json_t *obj, int index, int n_tasks, t
     /* Until the type is known, the task's members cannot be checked. */
     task_type_t type;
     if (!parse_type(c, obj, &type)) {
-        t->type = TASK_HTTP; /* owns nothing type-specific; the definition is dropped anyway */
+        t->type = TASK_SET; /* owns nothing yet (n == 0); the definition is dropped anyway */
         return;
     }
     t->type = type;
 
     static const char *const *const fields_by_type[] = {
         [TASK_CALL_INTEGRATION] = call_fields,
+        [TASK_HTTP] = http_fields,
+        [TASK_CONNECTOR] = connector_fields,
         [TASK_SET] = set_fields,
         [TASK_SWITCH] = switch_fields,
         [TASK_AWAIT] = await_fields,
@@ -397,12 +429,23 @@ static void compile_task(vctx_t *c, const json_t *obj, int index, int n_tasks, t
         def_parse_retry(c, "retry", retry, &t->retry);
         t->retry_explicit = true;
     }
-    if (type != TASK_AWAIT) /* an await's timeout_ms is its wait limit */
+    if (type == TASK_HTTP || type == TASK_CONNECTOR) {
+        /* Outbound requests always have a deadline, and a short one: a worker waits on it. */
+        t->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
+        def_get_int(c, obj, "timeout_ms", 1, HTTP_MAX_TIMEOUT_MS, &t->timeout_ms);
+    } else if (type != TASK_AWAIT) { /* an await's timeout_ms is its wait limit */
         def_get_int(c, obj, "timeout_ms", 1, MAX_DURATION_MS, &t->timeout_ms);
+    }
 
     switch (type) {
     case TASK_CALL_INTEGRATION:
         def_compile_call(c, obj, t);
+        break;
+    case TASK_HTTP:
+        def_compile_http(c, obj, t);
+        break;
+    case TASK_CONNECTOR:
+        def_compile_connector(c, obj, t);
         break;
     case TASK_SET:
         def_compile_set(c, obj, t);
@@ -510,6 +553,13 @@ static unsigned roots_of(const definition_t *def)
             for (int k = 0; k < t->u.set.n; k++)
                 r |= roots_of_tmpl(t->u.set.values[k]);
             break;
+        case TASK_HTTP: {
+            const http_task_t *h = &t->u.http;
+            r |= roots_of_tmpl(h->url) | roots_of_tmpl(h->query) | roots_of_tmpl(h->headers) |
+                 roots_of_tmpl(h->body) | roots_of_tmpl(h->auth.a) | roots_of_tmpl(h->auth.b);
+            break;
+        }
+        case TASK_CONNECTOR: r |= roots_of_tmpl(t->u.connector.input); break;
         case TASK_SWITCH: r |= roots_of_tmpl(t->u.sw.value); break;
         case TASK_AWAIT: r |= roots_of_tmpl(t->u.await.runs); break;
         case TASK_SCRIPT: r |= TMPL_VARS | TMPL_INPUT; break; /* the script sees vars and input */
@@ -521,6 +571,27 @@ static unsigned roots_of(const definition_t *def)
         }
     }
     return r;
+}
+
+/* The document to keep: DOC itself (a new reference; Jansson counts references atomically,
+ * so sharing the caller's document is safe) or, when publishing pinned connector versions
+ * (PINS, borrowed, may be NULL), a deep copy with those versions written in, so that the
+ * stored text says which version every connector task runs. The caller's DOC is never
+ * modified. Returned owned. */
+static json_t *pinned_document(const json_t *doc, const json_t *pins)
+{
+    if (json_array_size(pins) == 0)
+        return json_incref((json_t *)doc);
+    json_t *copy = json_deep_copy(doc);
+    json_t *tasks = json_object_get(copy, "tasks");
+    size_t i;
+    json_t *pin;
+    json_array_foreach(pins, i, pin)
+    {
+        json_t *task = json_array_get(tasks, (size_t)json_integer_value(json_array_get(pin, 0)));
+        json_object_set(task, "version", json_array_get(pin, 1));
+    }
+    return copy;
 }
 
 /* Validate and build from DOC (borrowed); the shared body of load and compile. */
@@ -547,22 +618,31 @@ static int compile_with_hint(const json_t *doc, const char *name_hint,
     buf_deinit(&c.ptr);
     def_retry_deinit(&c.base_retry);
     if (!ok) {
+        json_decref(c.pins);
         definition_free(def);
         return BR_EINVALID_DEFINITION;
     }
     def->roots_used = roots_of(def);
-    /* Jansson counts references atomically, so sharing the caller's document is safe. */
-    def->doc = json_incref((json_t *)doc);
-    def->canonical = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    if (!def->canonical)
-        def->canonical = xstrdup("{}"); /* only when out of memory; keeps the field non-NULL */
+    def->doc = pinned_document(doc, c.pins);
+    json_decref(c.pins);
+    def->canonical = def_canonical(def->doc);
     *out = def;
     return 0;
 }
 
+/* Compact JSON text of DOC (borrowed) with sorted keys: what the store keeps and compares to
+ * find an identical republish. Returned owned (free with free). */
+char *def_canonical(const json_t *doc)
+{
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    return s ? s : xstrdup("{}"); /* only when out of memory; keeps the field non-NULL */
+}
+
 /* Validate and compile DOC (borrowed; the definition takes a reference to it, so the caller
- * must not modify it afterwards). RESOLVER (borrowed, may be NULL) answers whether literal
- * call targets are published; LIMITS (may be NULL) bounds the number of tasks. Returns 0 and
+ * must not modify it afterwards -- or a copy, when publishing filled in connector versions).
+ * RESOLVER (borrowed, may be NULL) answers whether literal call targets are published and
+ * looks connectors and connections up; LIMITS (may be NULL) bounds the number of tasks.
+ * Returns 0 and
  * *OUT (owned, free with definition_free), or BR_EINVALID_DEFINITION with every problem
  * appended to DIAGS (caller's; no line numbers). Any thread. */
 int definition_compile(const json_t *doc, const definition_resolver_t *resolver,
@@ -574,18 +654,14 @@ int definition_compile(const json_t *doc, const definition_resolver_t *resolver,
     return rc;
 }
 
-/* Parse TEXT (LEN bytes, borrowed) with LIMITS (may be NULL: 1 MiB, depth 64, 1000 tasks;
- * duplicate keys are always refused), then validate and compile it as definition_compile
- * does. NAME_HINT (may be NULL) must equal the document's name. A syntax error is one
- * diagnostic at "" with its line and column; every other problem is located in TEXT too.
- * Returns 0 and *OUT (owned, free with definition_free) or BR_EINVALID_DEFINITION with the
- * problems appended to DIAGS (the caller deinits it either way; NULL when only the verdict
- * matters). Any thread. */
-int definition_load(const char *text, size_t len, const char *name_hint,
-                    const definition_limits_t *limits, const definition_resolver_t *resolver,
-                    definition_t **out, diags_t *diags)
+/* Parse TEXT (LEN bytes, borrowed) with LIMITS (may be NULL: 1 MiB, depth 64; duplicate keys
+ * are always refused) and run COMPILE (with ARG) on the document. A syntax error is one
+ * diagnostic at "" with its line and column; every problem COMPILE reports is located in
+ * TEXT too. Returns what COMPILE returns, or BR_EINVALID_DEFINITION for a syntax error, with
+ * the problems appended to DIAGS (NULL when only the verdict matters). Any thread. */
+int def_load_text(const char *text, size_t len, const definition_limits_t *limits,
+                  diags_t *diags, def_compile_fn compile, void *arg)
 {
-    *out = NULL;
     diags_t none = {0};
     if (!diags)
         diags = &none; /* the caller wants only the verdict */
@@ -610,7 +686,7 @@ int definition_load(const char *text, size_t len, const char *name_hint,
         return BR_EINVALID_DEFINITION;
     }
     int first = diags->n;
-    int rc = compile_with_hint(doc, name_hint, resolver, limits, out, diags);
+    int rc = compile(doc, arg, diags);
     if (rc != 0) {
         diags_t mine = {diags->items + first, diags->n - first, diags->n - first};
         diags_locate(&mine, text, len);
@@ -618,6 +694,35 @@ int definition_load(const char *text, size_t len, const char *name_hint,
     json_decref(doc);
     diags_deinit(&none);
     return rc;
+}
+
+typedef struct load_args {
+    const char *name_hint;
+    const definition_resolver_t *resolver;
+    const definition_limits_t *limits;
+    definition_t **out;
+} load_args_t;
+
+static int load_compile(const json_t *doc, void *arg, diags_t *diags)
+{
+    load_args_t *a = arg;
+    return compile_with_hint(doc, a->name_hint, a->resolver, a->limits, a->out, diags);
+}
+
+/* Parse TEXT (LEN bytes, borrowed) with LIMITS (may be NULL: 1 MiB, depth 64, 1000 tasks;
+ * duplicate keys are always refused), then validate and compile it as definition_compile
+ * does. NAME_HINT (may be NULL) must equal the document's name. A syntax error is one
+ * diagnostic at "" with its line and column; every other problem is located in TEXT too.
+ * Returns 0 and *OUT (owned, free with definition_free) or BR_EINVALID_DEFINITION with the
+ * problems appended to DIAGS (the caller deinits it either way; NULL when only the verdict
+ * matters). Any thread. */
+int definition_load(const char *text, size_t len, const char *name_hint,
+                    const definition_limits_t *limits, const definition_resolver_t *resolver,
+                    definition_t **out, diags_t *diags)
+{
+    *out = NULL;
+    load_args_t a = {name_hint, resolver, limits, out};
+    return def_load_text(text, len, limits, diags, load_compile, &a);
 }
 
 /* The task of DEF whose id is ID (borrowed from DEF), or NULL. Any thread. */

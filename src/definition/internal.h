@@ -35,6 +35,8 @@ typedef struct vctx {
     const char **ids;     /* task ids by index (borrowed from the document); NULL = invalid */
     json_t *id_index;     /* task id -> index of its first valid occurrence (owned) */
     retry_policy_t base_retry; /* the integration's `retry`, else the defaults */
+    json_t *pins; /* [[task index, version]...]: connector tasks whose missing `version`
+                     publishing filled in (owned; NULL while there is none) */
 } vctx_t;
 
 /* diags.c */
@@ -77,6 +79,8 @@ bool def_path_is_valid(const char *path);
 bool def_seen(json_t *set, const char *key);
 
 /* validate.c: templates and targets. */
+template_t *def_compile_template_roots(vctx_t *c, const char *key, const json_t *src,
+                                       unsigned allowed);
 template_t *def_compile_template(vctx_t *c, const char *key, const json_t *src);
 bool def_resolve_target(vctx_t *c, const char *key, const json_t *v, int *out);
 
@@ -86,8 +90,23 @@ void def_retry_copy(retry_policy_t *dst, const retry_policy_t *src);
 void def_retry_deinit(retry_policy_t *p);
 bool def_parse_retry(vctx_t *c, const char *key, const json_t *v, retry_policy_t *out);
 
-/* inputs.c */
+/* inputs.c: declarations (integration inputs, operation inputs, connector config). */
+void def_compile_decls(vctx_t *c, const char *key, const json_t *v, const char *noun,
+                       input_decl_t **out, int *n);
+void def_decls_free(input_decl_t *decls, int n);
 void def_compile_inputs(vctx_t *c, const json_t *v, definition_t *def);
+json_t *def_bind_decls(const input_decl_t *decls, int n, bool declared, bool strict,
+                       const json_t *payload, const char *noun, err_t *err);
+json_t *def_mapping_check(const input_decl_t *decls, int n, const json_t *mapped);
+
+/* tasks.c: pieces several task types and connector documents share. */
+bool def_string_template(vctx_t *c, const json_t *obj, const char *key, bool required,
+                         bool non_empty, unsigned allowed, template_t **tmpl);
+bool def_input_names(vctx_t *c, const char *key, const json_t *v, json_t **names);
+typedef enum { OUTPUT_OF_CHILD, OUTPUT_OF_RESPONSE } output_of_t;
+void def_compile_output_maps(vctx_t *c, const char *key, const json_t *out, output_of_t what,
+                             output_map_t **maps, int *n);
+void def_output_maps_free(output_map_t *maps, int n);
 
 /* tasks.c: the members specific to each type of task. */
 void def_compile_call(vctx_t *c, const json_t *obj, task_t *t);
@@ -97,7 +116,26 @@ void def_compile_await(vctx_t *c, const json_t *obj, task_t *t);
 void def_compile_fail(vctx_t *c, const json_t *obj, task_t *t);
 void def_compile_script(vctx_t *c, const json_t *obj, task_t *t);
 
+/* requests.c: http and connector tasks, and the request pieces connector documents share. */
+void def_compile_http(vctx_t *c, const json_t *obj, task_t *t);
+void def_compile_connector(vctx_t *c, const json_t *obj, task_t *t);
+bool def_compile_method(vctx_t *c, const json_t *obj, const char *key, char **out);
+bool def_compile_auth(vctx_t *c, const json_t *obj, const char *key, unsigned allowed,
+                      request_auth_t *out);
+void def_auth_deinit(request_auth_t *a);
+const char *def_auth_member(auth_type_t type, bool second);
+template_t *def_compile_fields_map(vctx_t *c, const json_t *obj, const char *key, unsigned allowed,
+                                   bool header_names);
+void def_check_url_scheme(vctx_t *c, const char *key, const template_t *url);
+bool def_is_connector_slug(const char *s);
+
 /* compile.c */
 void def_task_deinit(task_t *t);
+/* Parse TEXT (LEN bytes) with LIMITS, run COMPILE on the document, and locate COMPILE's
+ * problems in TEXT: the flow definition_load and connector_load share. */
+typedef int (*def_compile_fn)(const json_t *doc, void *arg, diags_t *diags);
+int def_load_text(const char *text, size_t len, const definition_limits_t *limits, diags_t *diags,
+                  def_compile_fn compile, void *arg);
+char *def_canonical(const json_t *doc);
 
 #endif

@@ -1,5 +1,6 @@
 /* tasks.c - the members specific to each task type (SPEC §3, §6): call_integration, set,
- * switch, await, fail.
+ * switch, await, fail, script; and the pieces other task types share with them (string
+ * templates, input names, output mappings). http and connector tasks are in requests.c.
  *
  * Each function runs with the pointer at the task, after the shared members (id, type, next,
  * cases, retry, timeout_ms) and the unknown-field check are done; it reports every problem
@@ -14,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A template member KEY of OBJ that must be a string (TMPL is set only when it compiles). */
-static bool string_template(vctx_t *c, const json_t *obj, const char *key, bool required,
-                            bool non_empty, template_t **tmpl)
+/* A template member KEY of OBJ that must be a string, compiled with the roots in ALLOWED
+ * (TMPL_* mask). *TMPL is set only when it compiles; returns whether it did. */
+bool def_string_template(vctx_t *c, const json_t *obj, const char *key, bool required,
+                         bool non_empty, unsigned allowed, template_t **tmpl)
 {
     json_t *v = json_object_get(obj, key);
     if (!v) {
@@ -32,8 +34,14 @@ static bool string_template(vctx_t *c, const json_t *obj, const char *key, bool 
         def_problem(c, key, "must not be empty");
         return false;
     }
-    *tmpl = def_compile_template(c, key, v);
+    *tmpl = def_compile_template_roots(c, key, v, allowed);
     return *tmpl != NULL;
+}
+
+static bool string_template(vctx_t *c, const json_t *obj, const char *key, bool required,
+                            bool non_empty, template_t **tmpl)
+{
+    return def_string_template(c, obj, key, required, non_empty, TMPL_ROOTS_DEFAULT, tmpl);
 }
 
 /* A member that must compute an array: a literal array (whose strings may be templates) or a
@@ -118,24 +126,8 @@ static void call_payload(vctx_t *c, const json_t *obj, call_task_t *ct)
     json_t *v = json_object_get(obj, first);
 
     if (strcmp(first, "input") == 0) {
-        if (!json_is_object(v)) {
-            def_problem(c, "input", "must be an object: input name -> template");
+        if (!def_input_names(c, "input", v, &ct->input_keys))
             return;
-        }
-        ct->input_keys = json_array();
-        size_t mark = def_ptr_push(c, "input");
-        const char *key;
-        json_t *item;
-        json_object_foreach(v, key, item)
-        {
-            if (!def_is_identifier(key))
-                def_problem_key(c, key,
-                                "invalid input name '%s': must match "
-                                "^[A-Za-z_][A-Za-z0-9_]*$",
-                                key);
-            json_array_append_new(ct->input_keys, json_string(key));
-        }
-        def_ptr_pop(c, mark);
         ct->payload_kind = PAYLOAD_INPUT;
     } else if (strcmp(first, "payload") == 0) {
         ct->payload_kind = PAYLOAD_WHOLE;
@@ -152,6 +144,99 @@ static void call_payload(vctx_t *c, const json_t *obj, call_task_t *ct)
         ct->payload_kind = PAYLOAD_EXTENDED;
     }
     ct->payload = def_compile_template(c, first, v);
+}
+
+/* Whether PATH addresses a response {status, headers, body}: "" (all of it) or a path whose
+ * first name is one of those three. */
+static bool is_response_path(const char *path)
+{
+    static const char *const heads[] = {"status", "headers", "body"};
+    if (!*path)
+        return true;
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(heads[i]);
+        if (strncmp(path, heads[i], n) == 0 &&
+            (path[n] == '\0' || path[n] == '.' || path[n] == '['))
+            return true;
+    }
+    return false;
+}
+
+/* Output mappings OUT, member KEY of the value in hand: var name -> path. WHAT says what the
+ * paths address: OUTPUT_OF_CHILD (a child's output, any path) or OUTPUT_OF_RESPONSE (a
+ * response {status, headers, body}: the path must start with one of those). Fills *MAPS
+ * (owned; free with def_output_maps_free) and *N with every valid mapping. */
+void def_compile_output_maps(vctx_t *c, const char *key, const json_t *out, output_of_t what,
+                             output_map_t **maps, int *n)
+{
+    size_t mark = def_ptr_push(c, key);
+    *maps = xcalloc(json_object_size(out) + 1, sizeof **maps);
+    const char *var;
+    json_t *path;
+    json_object_foreach((json_t *)out, var, path)
+    {
+        const char *p = json_string_value(path);
+        if (!def_is_var_name(var)) {
+            def_problem_key(c, var,
+                            "invalid var name '%.200s': must be at most 32 names "
+                            "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
+                            var);
+        } else if (!p) {
+            def_problem(c, var,
+                        what == OUTPUT_OF_CHILD
+                            ? "must be a string: a path in the child's output (\"body.id\", "
+                              "\"\" for all of it)"
+                            : "must be a string: a path in the response (\"body.id\", "
+                              "\"status\", \"headers.etag\", \"\" for all of it)");
+        } else if (!def_path_is_valid(p)) {
+            def_problem(c, var, "invalid path '%s'", p);
+        } else if (what == OUTPUT_OF_RESPONSE && !is_response_path(p)) {
+            def_problem(c, var,
+                        "invalid path '%s': a response is {status, headers, body}, so the "
+                        "path starts with one of those",
+                        p);
+        } else {
+            output_map_t *m = &(*maps)[(*n)++];
+            m->var = xstrdup(var);
+            m->path = xstrdup(p);
+        }
+    }
+    def_ptr_pop(c, mark);
+}
+
+/* Free the N mappings MAPS (taken); NULL-safe. */
+void def_output_maps_free(output_map_t *maps, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(maps[i].var);
+        free(maps[i].path);
+    }
+    free(maps);
+}
+
+/* The names of an `input` object V, member KEY of the value in hand (input name ->
+ * template): reports a V that is no object (returns false) and every name that is not an
+ * identifier. *NAMES gets the array of names (owned), invalid ones included, so that a
+ * mapping check sees what the document says. */
+bool def_input_names(vctx_t *c, const char *key, const json_t *v, json_t **names)
+{
+    if (!json_is_object(v)) {
+        def_problem(c, key, "must be an object: input name -> template");
+        return false;
+    }
+    *names = json_array();
+    size_t mark = def_ptr_push(c, key);
+    const char *name;
+    json_t *item;
+    json_object_foreach((json_t *)v, name, item)
+    {
+        if (!def_is_identifier(name))
+            def_problem_key(c, name, "invalid input name '%s': must match ^[A-Za-z_][A-Za-z0-9_]*$",
+                            name);
+        json_array_append_new(*names, json_string(name));
+    }
+    def_ptr_pop(c, mark);
+    return true;
 }
 
 static void call_outputs(vctx_t *c, const json_t *obj, call_task_t *ct)
@@ -171,30 +256,7 @@ static void call_outputs(vctx_t *c, const json_t *obj, call_task_t *ct)
         def_problem(c, "output",
                     "output cannot be used with trigger: the result is an array, "
                     "read it from tasks.ID.result");
-    size_t mark = def_ptr_push(c, "output");
-    ct->outputs = xcalloc(json_object_size(out) + 1, sizeof *ct->outputs);
-    const char *var;
-    json_t *path;
-    json_object_foreach((json_t *)out, var, path)
-    {
-        if (!def_is_var_name(var)) {
-            def_problem_key(c, var,
-                            "invalid var name '%.200s': must be at most 32 names "
-                            "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
-                            var);
-        } else if (!json_is_string(path)) {
-            def_problem(c, var,
-                        "must be a string: a path in the child's output (\"body.id\", "
-                        "\"\" for all of it)");
-        } else if (!def_path_is_valid(json_string_value(path))) {
-            def_problem(c, var, "invalid path '%s'", json_string_value(path));
-        } else {
-            output_map_t *m = &ct->outputs[ct->n_outputs++];
-            m->var = xstrdup(var);
-            m->path = xstrdup(json_string_value(path));
-        }
-    }
-    def_ptr_pop(c, mark);
+    def_compile_output_maps(c, "output", out, OUTPUT_OF_CHILD, &ct->outputs, &ct->n_outputs);
 }
 
 /* `call_integration` (SPEC §3). */

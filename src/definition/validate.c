@@ -374,20 +374,28 @@ static void template_problem(vctx_t *c, const char *key, const err_t *e, const c
 }
 
 /* Compile SRC (borrowed), the value of member KEY of the value in hand (KEY NULL: the value
- * itself), as a template with the default roots. Returns it owned, or NULL after reporting.
+ * itself), as a template whose expressions may read the roots in ALLOWED (a TMPL_* mask).
+ * Returns it owned, or NULL after reporting.
  *
- * `conn` and `secret` belong to request fields of http and connector tasks only. To tell a
- * misplaced {{secret.x}} from a plain syntax error, a failed compile is retried with those
- * roots allowed: if that succeeds, or fails somewhere else, the first failure was the root. */
-template_t *def_compile_template(vctx_t *c, const char *key, const json_t *src)
+ * `conn` and `secret` belong to request fields of http and connector tasks only. When ALLOWED
+ * lacks them, a failed compile is retried with them allowed, to tell a misplaced
+ * {{secret.x}} from a plain syntax error: if that succeeds, or fails somewhere else, the first
+ * failure was the root. */
+template_t *def_compile_template_roots(vctx_t *c, const char *key, const json_t *src,
+                                       unsigned allowed)
 {
     template_t *t = NULL;
     err_t e1 = {0}, e2 = {0};
-    if (template_compile(src, TMPL_ROOTS_DEFAULT, &t, &e1) == 0)
+    if (template_compile(src, allowed, &t, &e1) == 0)
         return t;
+    if ((allowed & (TMPL_CONN | TMPL_SECRET)) == (TMPL_CONN | TMPL_SECRET)) {
+        template_problem(c, key, &e1, NULL);
+        err_clear(&e1);
+        return NULL;
+    }
 
-    if (template_compile(src, TMPL_ROOTS_REQUEST, &t, &e2) == 0) {
-        const char *which = template_roots_used(t) & TMPL_SECRET ? "secret" : "conn";
+    if (template_compile(src, allowed | TMPL_CONN | TMPL_SECRET, &t, &e2) == 0) {
+        const char *which = template_roots_used(t) & ~allowed & TMPL_SECRET ? "secret" : "conn";
         char msg[128];
         snprintf(msg, sizeof msg,
                  "{{%s.*}} may appear only in request fields of http and connector tasks", which);
@@ -404,6 +412,13 @@ template_t *def_compile_template(vctx_t *c, const char *key, const json_t *src)
     err_clear(&e1);
     err_clear(&e2);
     return NULL;
+}
+
+/* Compile SRC as def_compile_template_roots does, with the default roots (no conn, no
+ * secret): every template of an integration outside the request fields. */
+template_t *def_compile_template(vctx_t *c, const char *key, const json_t *src)
+{
+    return def_compile_template_roots(c, key, src, TMPL_ROOTS_DEFAULT);
 }
 
 /* Resolve V, the value of member KEY, as a task target: a task id or "end". Sets *OUT to the

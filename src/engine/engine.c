@@ -408,6 +408,47 @@ void outcome_fail_err(outcome_t *o, err_t *err)
 
 /* ---- publishing ----------------------------------------------------------------------------- */
 
+/* The resolver's answers, CTX being the engine: what publish-time validation asks of the store
+ * (through the engine's caches where it has them). */
+static bool resolve_integration(void *ctx, const char *name)
+{
+    integration_version_t *iv = NULL;
+    if (store_integration_get(((engine_t *)ctx)->store, name, 0, &iv, NULL) < 0)
+        return false;
+    bool ok = !iv->archived;
+    integration_version_free(iv);
+    return ok;
+}
+
+/* Borrowed from the engine's connector cache, which lives as long as the engine. */
+static const struct connector *resolve_connector(void *ctx, const char *slug, int version)
+{
+    const struct connector *c = NULL;
+    return connectors_get(ctx, slug, version, &c, NULL) == 0 ? c : NULL;
+}
+
+static char *resolve_connection(void *ctx, const char *id)
+{
+    connection_rec_t *rec = NULL;
+    if (store_connection_get(((engine_t *)ctx)->store, id, &rec, NULL) < 0)
+        return NULL;
+    char *slug = xstrdup(rec->connector);
+    connection_rec_free(rec);
+    return slug;
+}
+
+/* The one resolver engine_publish and engine_validate check definitions with. */
+static definition_resolver_t publish_resolver(engine_t *eng)
+{
+    definition_resolver_t r = {
+        .ctx = eng,
+        .integration_exists = resolve_integration,
+        .connector_get = resolve_connector,
+        .connection_connector = resolve_connection,
+    };
+    return r;
+}
+
 /* Warnings for every published caller whose `input` mapping into DEF no longer fits. */
 static json_t *caller_warnings(engine_t *eng, const definition_t *def)
 {
@@ -449,7 +490,7 @@ int engine_publish(engine_t *eng, const char *text, size_t len, const char *name
                    json_t **result, diags_t *diags, err_t *err)
 {
     definition_t *def = NULL;
-    definition_resolver_t resolver = registry_resolver(eng->reg);
+    definition_resolver_t resolver = publish_resolver(eng);
     int rc = definition_load(text, len, name_hint, &eng->cfg.def_limits, &resolver, &def, diags);
     if (rc < 0)
         return err_set(err, BR_EINVALID_DEFINITION, "the definition is invalid (%d problems)",
@@ -487,7 +528,7 @@ int engine_archive(engine_t *eng, const char *name, err_t *err)
 int engine_validate(engine_t *eng, const char *text, size_t len, diags_t *diags)
 {
     definition_t *def = NULL;
-    definition_resolver_t resolver = registry_resolver(eng->reg);
+    definition_resolver_t resolver = publish_resolver(eng);
     int rc = definition_load(text, len, NULL, &eng->cfg.def_limits, &resolver, &def, diags);
     definition_free(def);
     return rc;

@@ -27,8 +27,6 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
 int registry_trigger_targets(registry_t *reg, const char *trigger_id, json_t **out, err_t *err);
 /* Forget cached "latest" answers (after a publish or archive in this process). */
 void registry_invalidate(registry_t *reg);
-/* A resolver for definition validation backed by the store. */
-definition_resolver_t registry_resolver(registry_t *reg);
 
 /* ---- connectors and connections (connections.c) ------------------------------------------ */
 
@@ -167,6 +165,8 @@ struct run_ctx {
     root_state_t *root;
     run_ctx_t *parent; /* the sync caller, when this run executes inline in it */
     bool announced;    /* the running record has been written */
+    struct scrub *scrub; /* secret values this run used (owned); NULL until it uses one */
+    char trace_id[33];   /* W3C trace id of the call tree; "" until first needed */
 };
 
 typedef struct outcome {
@@ -177,6 +177,7 @@ typedef struct outcome {
     char run_id[UUID_STR_LEN]; /* single call_integration; "" otherwise */
     int jump;       /* switch: task index, TASK_END, or JUMP_NONE */
     json_t *logs;   /* script: the lines log() wrote (owned), else NULL */
+    bool no_retry;  /* the attempt must not be repeated (a POST without the task's own retry) */
 } outcome_t;
 
 #define JUMP_NONE (-3)
@@ -190,6 +191,9 @@ void outcome_fail_err(outcome_t *o, err_t *err);
 
 /* A new ERROR object: {"code", "message", "retryable"} plus detail when not NULL (taken). */
 json_t *error_new(const char *code, const char *message, json_t *detail);
+
+/* Set each mapping's var in VARS to the value at its path in FROM (null when absent). */
+void engine_map_outputs(json_t *vars, const output_map_t *maps, int n, json_t *from);
 
 /* Whether RUN_CTX (or a sync caller above it) was cancelled. */
 bool run_cancelled(const run_ctx_t *ctx);

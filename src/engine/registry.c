@@ -222,19 +222,3 @@ int registry_trigger_targets(registry_t *reg, const char *trigger_id, json_t **o
     *out = names;
     return 0;
 }
-
-static bool resolver_exists(void *ctx, const char *name)
-{
-    integration_version_t *iv = NULL;
-    if (store_integration_get(((registry_t *)ctx)->store, name, 0, &iv, NULL) < 0)
-        return false;
-    bool ok = !iv->archived;
-    integration_version_free(iv);
-    return ok;
-}
-
-definition_resolver_t registry_resolver(registry_t *reg)
-{
-    definition_resolver_t r = {.ctx = reg, .integration_exists = resolver_exists};
-    return r;
-}

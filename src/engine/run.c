@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
+#include "vault/scrub.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,14 @@ void run_scope(const run_ctx_t *ctx, json_t *item, json_t *index, tmpl_scope_t *
     scope->run = ctx->run;
     scope->item = item;
     scope->index = index;
+}
+
+void engine_map_outputs(json_t *vars, const output_map_t *maps, int n, json_t *from)
+{
+    for (int i = 0; i < n; i++) {
+        json_t *v = maps[i].path[0] ? jsonx_get_path(from, maps[i].path) : from;
+        jsonx_set_dotted(vars, maps[i].var, v ? json_deep_copy(v) : json_null());
+    }
 }
 
 void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline, int64_t slice_ms)
@@ -132,11 +141,8 @@ static void exec_attempt(run_ctx_t *ctx, const task_t *t, int seq, int64_t attem
     case TASK_AWAIT: task_await_exec(ctx, t, attempt_deadline, o); break;
     case TASK_FAIL: task_fail_exec(ctx, t, o); break;
     case TASK_SCRIPT: task_script_exec(ctx, t, seq, attempt_deadline, o); break;
-    default:
-        /* Publishing refuses the other types in this version, so a stored definition never
-         * holds one; this keeps a corrupt store from doing anything surprising. */
-        outcome_fail(o, "internal", "task type not available in this version", NULL);
-        break;
+    case TASK_HTTP: task_http_exec(ctx, t, seq, attempt_deadline, o); break;
+    case TASK_CONNECTOR: task_connector_exec(ctx, t, seq, attempt_deadline, o); break;
     }
 }
 
@@ -150,8 +156,8 @@ static void exec_task(run_ctx_t *ctx, const task_t *t, int seq, outcome_t *o, in
             attempt_deadline = clock_mono_ms() + t->timeout_ms;
         outcome_init(o);
         exec_attempt(ctx, t, seq, attempt_deadline, o);
-        if (o->success || *attempts >= p->max_attempts || !retry_matches(p, o->error) ||
-            run_cancelled(ctx))
+        if (o->success || o->no_retry || *attempts >= p->max_attempts ||
+            !retry_matches(p, o->error) || run_cancelled(ctx))
             return;
         if (!pause_for(ctx, backoff_ms(p, *attempts)))
             return;
@@ -248,8 +254,18 @@ static void put_step(run_ctx_t *ctx, const task_t *t, int seq, const outcome_t *
     }
     s.result = kept;
     s.error = o->error;
+    json_t *clean_error = NULL;
+    if (ctx->scrub) {
+        /* Results of http and connector tasks were scrubbed where they arose; this catches
+         * whatever else a secret could have reached (a later task echoing vars, say). */
+        s.result = scrub_json(ctx->scrub, kept);
+        json_decref(kept);
+        kept = s.result;
+        s.error = clean_error = o->error ? scrub_json(ctx->scrub, o->error) : NULL;
+    }
     store_step_put(ctx->eng->store, &s);
     json_decref(kept);
+    json_decref(clean_error);
 }
 
 /* Errors made in this run name the task and the run; a child's error keeps its own. */
@@ -460,6 +476,15 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     interpret(&ctx, &res);
     crash_set_run(outer_run);
 
+    if (ctx.scrub) {
+        json_t *clean = res.output ? scrub_json(ctx.scrub, res.output) : NULL;
+        json_decref(res.output);
+        res.output = clean;
+        clean = res.error ? scrub_json(ctx.scrub, res.error) : NULL;
+        json_decref(res.error);
+        res.error = clean;
+        scrub_free(ctx.scrub);
+    }
     rec->status = res.status;
     json_decref(rec->output);
     json_decref(rec->error);

@@ -339,14 +339,6 @@ static void fan_out(call_job_t *job, int n, int parallelism)
 
 /* ---- the task ------------------------------------------------------------------------------ */
 
-static void map_outputs(run_ctx_t *ctx, const call_task_t *c, json_t *output)
-{
-    for (int i = 0; i < c->n_outputs; i++) {
-        json_t *v = c->outputs[i].path[0] ? jsonx_get_path(output, c->outputs[i].path) : output;
-        jsonx_set_dotted(ctx->vars, c->outputs[i].var, v ? json_deep_copy(v) : json_null());
-    }
-}
-
 /* Execute one attempt of call_integration task T. See engine_internal.h. */
 void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_deadline,
                     outcome_t *out)
@@ -422,7 +414,7 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
         if (!c->trigger)
             memcpy(out->run_id, job.run_ids[0], UUID_STR_LEN);
         if (out->success && job.child_output && c->n_outputs)
-            map_outputs(ctx, c, job.child_output);
+            engine_map_outputs(ctx->vars, c->outputs, c->n_outputs, job.child_output);
     }
 out:
     for (int i = 0; i < n; i++) {

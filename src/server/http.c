@@ -24,6 +24,7 @@ int http_status_for(int code)
     case BR_EFORBIDDEN: return 403;
     case BR_ENOT_FOUND:
     case BR_EVERSION_NOT_FOUND:
+    case BR_ECONNECTION_NOT_FOUND:
     case BR_EARCHIVED: return 404;
     case BR_ECONFLICT: return 409;
     case BR_EINVALID_DEFINITION: return 422;
@@ -83,6 +84,12 @@ void http_reply_text(request_t *req, int status, const char *content_type, const
     buf_t b = BUF_INIT;
     buf_append(&b, text, len);
     set_response(req, status, response_from_buf(&b, content_type));
+}
+
+void http_reply_empty(request_t *req, int status)
+{
+    set_response(req, status,
+                 MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }
 
 void http_add_header(request_t *req, const char *name, const char *value)

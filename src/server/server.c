@@ -49,6 +49,43 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* Free REQ's body, wiping it first: a body may hold secrets (PUT /connections, a payload). */
+static void body_free(request_t *req)
+{
+    if (req->body.data)
+        vault_wipe(req->body.data, req->body.cap);
+    buf_deinit(&req->body);
+}
+
+/* Append N bytes to REQ's body. Not buf_append: realloc would leave the old block, which may
+ * hold secrets, in freed memory unwiped. The first chunk reserves the declared Content-Length
+ * (already checked against max_body), so a body usually grows zero times. */
+static void body_append(request_t *req, const char *data, size_t n)
+{
+    buf_t *b = &req->body;
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        const char *cl = b->cap ? NULL : http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (declared && declared <= req->srv->cfg.max_body && declared + 1 > cap)
+            cap = (size_t)declared + 1;
+        while (cap < need)
+            cap *= 2;
+        size_t len = b->len;
+        char *p = xmalloc(cap);
+        if (len)
+            memcpy(p, b->data, len);
+        body_free(req);
+        b->data = p;
+        b->cap = cap;
+        b->len = len;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
 static request_t *request_new(server_t *srv, struct MHD_Connection *conn, const char *method,
                               const char *url)
 {
@@ -148,12 +185,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body_seen += n;
         if (req->body_seen > srv->cfg.max_body) {
             req->too_large = true;
-            buf_deinit(&req->body);
+            body_free(req);
             /* A client that keeps sending far past the limit is not worth reading. */
             if (req->body_seen > 4 * srv->cfg.max_body + (1u << 20))
                 return MHD_NO;
         } else {
-            buf_append(&req->body, upload_data, n);
+            body_append(req, upload_data, n);
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -196,7 +233,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->response)
         MHD_destroy_response(req->response);
     json_decref(req->token.scopes);
-    buf_deinit(&req->body);
+    body_free(req);
     free(req->params[0]);
     free(req->params[1]);
     free(req->path);

@@ -24,8 +24,10 @@ typedef enum { ROLE_NONE, ROLE_ADMIN, ROLE_EDITOR, ROLE_VIEWER, ROLE_INVOKER } r
 
 typedef enum {
     PERM_NONE,       /* no token needed (/healthz) */
-    PERM_READ,       /* read integrations, graph, metrics: viewer, editor, admin */
-    PERM_PUBLISH,    /* publish and archive integrations: editor, admin */
+    PERM_READ,       /* read integrations, connectors, connections (never a secret value),
+                        graph, metrics: viewer, editor, admin */
+    PERM_PUBLISH,    /* publish and archive integrations, publish connectors, put and delete
+                        connections: editor, admin */
     PERM_EXECUTE,    /* run integrations and triggers: admin; invoker within its scopes */
     PERM_RUN_READ,   /* read runs: viewer, editor, admin; invoker only the runs it started */
     PERM_RUN_CANCEL, /* cancel runs: editor, admin; invoker only the runs it started */
@@ -46,8 +48,8 @@ typedef void (*handler_fn)(request_t *req);
 typedef struct route {
     const char *method;
     const char *pattern; /* segments; "{name}" takes one or more segments (an integration
-                            name, which never holds "execute" or "versions"), "{id}" and "{n}"
-                            exactly one */
+                            name, which never holds "execute" or "versions"), any other
+                            parameter ("{id}", "{slug}", "{n}") exactly one */
     handler_fn handler;
     perm_t perm;
 } route_t;
@@ -69,7 +71,7 @@ struct request {
     char *raw_path;         /* as received, owned */
     char *path;             /* normalised, owned; NULL when the path was refused */
     const route_t *route;   /* NULL until matched */
-    char *params[2];        /* decoded route parameters ({name}/{id}, then {n}), owned */
+    char *params[2];        /* decoded route parameters ({name}/{id}/{slug}, then {n}), owned */
     buf_t body;
     size_t body_seen;       /* bytes received, kept or not */
     bool too_large;
@@ -121,6 +123,8 @@ void http_reply_json(request_t *req, int status, const json_t *v, const char *he
                      const char *value);
 void http_reply_text(request_t *req, int status, const char *content_type, const char *text,
                      size_t len);
+/* An answer without a body (204). */
+void http_reply_empty(request_t *req, int status);
 /* Add a header to the answer already set on REQ. */
 void http_add_header(request_t *req, const char *name, const char *value);
 /* Build a JSON response without a request (executor threads); V borrowed. */
@@ -206,6 +210,15 @@ void api_runs_list(request_t *req);
 void api_runs_get(request_t *req);
 void api_runs_tree(request_t *req);
 void api_runs_cancel(request_t *req);
+void api_connectors_list(request_t *req);
+void api_connectors_get(request_t *req);
+void api_connectors_put(request_t *req);
+void api_connectors_versions(request_t *req);
+void api_connectors_version_get(request_t *req);
+void api_connections_list(request_t *req);
+void api_connections_get(request_t *req);
+void api_connections_put(request_t *req);
+void api_connections_delete(request_t *req);
 void api_tokens_create(request_t *req);
 void api_tokens_list(request_t *req);
 void api_tokens_delete(request_t *req);

@@ -1,5 +1,6 @@
-/* records.c - run, step, integration-version and token records: life cycle, status names,
- * and the JSON shapes the API shows (SPEC §8, §9). Backend-neutral: no storage code here.
+/* records.c - run, step, integration-version, token and connection records: life cycle,
+ * status names, and the JSON shapes the API shows (SPEC §8, §9). Backend-neutral: no storage
+ * code here.
  *
  * Invariant: a record owns its strings; its JSON values are references it holds (never
  * modified in place, so copies may share them).
@@ -268,4 +269,33 @@ json_t *token_rec_to_json(const token_rec_t *t)
     json_object_set_new(o, "created_at", time_json(t->created_at));
     json_object_set_new(o, "revoked_at", time_json(t->revoked_at));
     return o;
+}
+
+/* A zeroed connection record (all fields NULL or 0). Returned owned (connection_rec_free). */
+connection_rec_t *connection_rec_new(void)
+{
+    return XNEW(connection_rec_t);
+}
+
+/* Free C and release its JSON references. Its secrets are sealed text, not values, so
+ * nothing needs wiping. NULL-safe. */
+void connection_rec_free(connection_rec_t *c)
+{
+    if (!c)
+        return;
+    free(c->id);
+    free(c->connector);
+    json_decref(c->config);
+    json_decref(c->secrets);
+    free(c);
+}
+
+/* Free N records and the array holding them. NULL-safe. */
+void connection_recs_free(connection_rec_t **recs, int n)
+{
+    if (!recs)
+        return;
+    for (int i = 0; i < n; i++)
+        connection_rec_free(recs[i]);
+    free(recs);
 }

@@ -118,6 +118,28 @@ static const migration_t migrations[] = {
     "  description TEXT,"
     "  created_at INTEGER NOT NULL,"
     "  revoked_at INTEGER NOT NULL DEFAULT 0);", NULL},
+    /* 3 -> 4: connectors (immutable versions, like integration_versions) and connections
+     * (config and secrets as JSON objects; secrets hold sealed text only, never a value).
+     * counters holds named change counters: 'connections' moves with every connector publish
+     * and connection write, so engines notice what another process changed with one read.
+     * IF NOT EXISTS and OR IGNORE, as in 2 -> 3: running it twice changes nothing. */
+    {"CREATE TABLE IF NOT EXISTS connectors ("
+    "  slug TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (slug, version));"
+    "CREATE TABLE IF NOT EXISTS connections ("
+    "  id TEXT PRIMARY KEY,"
+    "  connector TEXT NOT NULL,"
+    "  config TEXT NOT NULL,"
+    "  secrets TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS counters ("
+    "  name TEXT PRIMARY KEY,"
+    "  value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO counters(name, value) VALUES ('connections', 0);", NULL},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -479,7 +501,7 @@ static const char SQL_RELEASE[] = "RELEASE op";
 static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO op";
 
 /* Step a write statement to completion and reset it. 0 or BR_ESTORE naming WHAT. */
-static int step_done(sqlite3 *db, sqlite3_stmt *st, err_t *err, const char *what)
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st, err_t *err, const char *what)
 {
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW)
@@ -493,7 +515,7 @@ static int exec_cached(store_backend_t *be, const char *sql, err_t *err, const c
 {
     sqlite3_stmt *st;
     int rc = sq_prepare(be->w, sql, &st, err);
-    return rc < 0 ? rc : step_done(be->w->db, st, err, what);
+    return rc < 0 ? rc : sq_step_done(be->w->db, st, err, what);
 }
 
 static int w_begin(store_backend_t *be, err_t *err)
@@ -713,7 +735,7 @@ static int w_run_put(store_backend_t *be, run_rec_t *const *runs, const store_te
             return rc;
         for (size_t i = 0; i < rows; i++)
             bind_run(p, (int)i * RUN_PUT_COLS, runs[i], json + i * STORE_RUN_JSON);
-        if ((rc = step_done(be->w->db, p->st, err, "cannot write a run")) < 0)
+        if ((rc = sq_step_done(be->w->db, p->st, err, "cannot write a run")) < 0)
             return rc;
         runs += rows;
         json += rows * STORE_RUN_JSON;
@@ -749,7 +771,7 @@ static int w_step_put(store_backend_t *be, step_rec_t *const *steps, const store
             return rc;
         for (size_t i = 0; i < rows; i++)
             bind_step(p, (int)i * STEP_PUT_COLS, steps[i], json + i * STORE_STEP_JSON);
-        if ((rc = step_done(be->w->db, p->st, err, "cannot write a step")) < 0)
+        if ((rc = sq_step_done(be->w->db, p->st, err, "cannot write a step")) < 0)
             return rc;
         steps += rows;
         json += rows * STORE_STEP_JSON;
@@ -776,8 +798,8 @@ static const char SQL_UNARCHIVE[] =
     "UPDATE integrations SET archived=0, updated_at=?2 WHERE name=?1";
 static const char SQL_ARCHIVE[] = "UPDATE integrations SET archived=1, updated_at=?2 WHERE name=?1";
 
-/* Prepare SQL on the writer's connection and bind ?1 (text) and ?2 (integer) when given. */
-static int prep_w(store_backend_t *be, const char *sql, sqlite3_stmt **st, err_t *err)
+/* SQL's cached statement on the writer's connection, its bindings cleared. */
+int sq_prep_w(store_backend_t *be, const char *sql, sqlite3_stmt **st, err_t *err)
 {
     int rc = sq_prepare(be->w, sql, st, err);
     if (rc == 0)
@@ -794,7 +816,7 @@ static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
     bool same = false, archived = false;
     int64_t now = clock_now_ms();
 
-    if ((rc = prep_w(be, SQL_LATEST_VERSION, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_LATEST_VERSION, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, name);
     int s = sqlite3_step(st);
@@ -808,7 +830,7 @@ static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
     if (rc < 0)
         return rc;
 
-    if ((rc = prep_w(be, SQL_IS_ARCHIVED, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_IS_ARCHIVED, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, name);
     s = sqlite3_step(st);
@@ -824,45 +846,45 @@ static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
         op->u.publish.created = false;
         if (!archived)
             return 0;
-        if ((rc = prep_w(be, SQL_UNARCHIVE, &st, err)) < 0)
+        if ((rc = sq_prep_w(be, SQL_UNARCHIVE, &st, err)) < 0)
             return rc;
         sq_bind_str(st, 1, name);
         sqlite3_bind_int64(st, 2, now);
-        if ((rc = step_done(db, st, err, "cannot un-archive")) < 0)
+        if ((rc = sq_step_done(db, st, err, "cannot un-archive")) < 0)
             return rc;
         return exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog");
     }
 
-    if ((rc = prep_w(be, SQL_VERSION_INSERT, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_VERSION_INSERT, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, name);
     sqlite3_bind_int(st, 2, latest + 1);
     sq_bind_str(st, 3, op->u.publish.doc);
     sqlite3_bind_int64(st, 4, now);
-    if ((rc = step_done(db, st, err, "cannot store the version")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot store the version")) < 0)
         return rc;
 
-    if ((rc = prep_w(be, SQL_INTEGRATION_UPSERT, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_INTEGRATION_UPSERT, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, name);
     sqlite3_bind_int64(st, 2, now);
-    if ((rc = step_done(db, st, err, "cannot store the integration")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot store the integration")) < 0)
         return rc;
 
-    if ((rc = prep_w(be, SQL_TRIGGERS_DELETE, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_TRIGGERS_DELETE, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, name);
-    if ((rc = step_done(db, st, err, "cannot replace triggers")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot replace triggers")) < 0)
         return rc;
     size_t i;
     json_t *t;
     json_array_foreach(op->u.publish.triggers, i, t)
     {
-        if ((rc = prep_w(be, SQL_TRIGGER_INSERT, &st, err)) < 0)
+        if ((rc = sq_prep_w(be, SQL_TRIGGER_INSERT, &st, err)) < 0)
             return rc;
         sq_bind_str(st, 1, json_string_value(t));
         sq_bind_str(st, 2, name);
-        if ((rc = step_done(db, st, err, "cannot store a trigger")) < 0)
+        if ((rc = sq_step_done(db, st, err, "cannot store a trigger")) < 0)
             return rc;
     }
     if ((rc = exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog")) < 0)
@@ -876,11 +898,11 @@ static int op_archive(store_backend_t *be, store_op_t *op, err_t *err)
 {
     sqlite3_stmt *st;
     int rc;
-    if ((rc = prep_w(be, SQL_ARCHIVE, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_ARCHIVE, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.archive.name);
     sqlite3_bind_int64(st, 2, clock_now_ms());
-    if ((rc = step_done(be->w->db, st, err, "cannot archive")) < 0)
+    if ((rc = sq_step_done(be->w->db, st, err, "cannot archive")) < 0)
         return rc;
     if (sqlite3_changes(be->w->db) == 0)
         return err_set(err, BR_ENOT_FOUND, "integration %s not found", op->u.archive.name);
@@ -918,7 +940,7 @@ static int op_claim(store_backend_t *be, store_op_t *op, err_t *err)
     sqlite3_stmt *st;
     int rc;
     char *exclude = op->u.claim.exclude ? jsonx_dump(op->u.claim.exclude) : NULL;
-    if ((rc = prep_w(be, SQL_CLAIM, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_CLAIM, &st, err)) < 0)
         goto out;
     sq_bind_str(st, 1, op->u.claim.owner);
     sqlite3_bind_int64(st, 2, op->u.claim.lease_until);
@@ -945,7 +967,7 @@ static int op_claim_id(store_backend_t *be, store_op_t *op, err_t *err)
 {
     sqlite3_stmt *st;
     int rc;
-    if ((rc = prep_w(be, SQL_CLAIM_ID, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_CLAIM_ID, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.claim_id.id);
     sq_bind_str(st, 2, op->u.claim_id.owner);
@@ -979,21 +1001,21 @@ static int op_run_cancel(store_backend_t *be, store_op_t *op, err_t *err)
     json_t *e = json_pack("{s:s, s:s}", "code", "cancelled", "message", "the run was cancelled");
     char *etext = jsonx_dump(e);
     json_decref(e);
-    if ((rc = prep_w(be, SQL_RUN_CANCEL_WAITING, &st, err)) == 0) {
+    if ((rc = sq_prep_w(be, SQL_RUN_CANCEL_WAITING, &st, err)) == 0) {
         sq_bind_str(st, 1, op->u.run_cancel.id);
         sqlite3_bind_int64(st, 2, op->u.run_cancel.now);
         sq_bind_str(st, 3, etext);
-        rc = step_done(db, st, err, "cannot cancel a run");
+        rc = sq_step_done(db, st, err, "cannot cancel a run");
     }
     free(etext);
     if (rc < 0)
         return rc;
-    if ((rc = prep_w(be, SQL_RUN_CANCEL_RUNNING, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_RUN_CANCEL_RUNNING, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.run_cancel.id);
-    if ((rc = step_done(db, st, err, "cannot cancel a run")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot cancel a run")) < 0)
         return rc;
-    if ((rc = prep_w(be, SQL_RUN_STATUS, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_RUN_STATUS, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.run_cancel.id);
     int s = sqlite3_step(st);
@@ -1017,11 +1039,11 @@ static int op_renew(store_backend_t *be, store_op_t *op, err_t *err)
 {
     sqlite3_stmt *st;
     int rc;
-    if ((rc = prep_w(be, SQL_RENEW, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_RENEW, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.renew.owner);
     sqlite3_bind_int64(st, 2, op->u.renew.lease_until);
-    return step_done(be->w->db, st, err, "cannot renew leases");
+    return sq_step_done(be->w->db, st, err, "cannot renew leases");
 }
 
 /* The runs to recover: ?1 = now, ?2 = all (0/1), ?3 = not_owner (never recovered; NULL =
@@ -1047,12 +1069,12 @@ static int op_recover(store_backend_t *be, store_op_t *op, err_t *err)
     sqlite3 *db = be->w->db;
     sqlite3_stmt *st;
     int rc;
-    if ((rc = prep_w(be, SQL_RECOVER_REQUEUE, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_RECOVER_REQUEUE, &st, err)) < 0)
         return rc;
     sqlite3_bind_int64(st, 1, op->u.recover.now);
     sqlite3_bind_int(st, 2, op->u.recover.all);
     sq_bind_str(st, 3, op->u.recover.not_owner);
-    if ((rc = step_done(db, st, err, "cannot requeue interrupted runs")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot requeue interrupted runs")) < 0)
         return rc;
     op->u.recover.requeued = sqlite3_changes(db);
 
@@ -1060,12 +1082,12 @@ static int op_recover(store_backend_t *be, store_op_t *op, err_t *err)
                                  "the process running this run stopped before it finished", true);
     char *etext = jsonx_dump(e);
     json_decref(e);
-    if ((rc = prep_w(be, SQL_RECOVER_FAIL, &st, err)) == 0) {
+    if ((rc = sq_prep_w(be, SQL_RECOVER_FAIL, &st, err)) == 0) {
         sqlite3_bind_int64(st, 1, op->u.recover.now);
         sqlite3_bind_int(st, 2, op->u.recover.all);
         sq_bind_str(st, 3, op->u.recover.not_owner);
         sq_bind_str(st, 4, etext);
-        rc = step_done(db, st, err, "cannot fail interrupted runs");
+        rc = sq_step_done(db, st, err, "cannot fail interrupted runs");
         if (rc == 0)
             op->u.recover.failed = sqlite3_changes(db);
     }
@@ -1092,7 +1114,7 @@ static int op_cancel(store_backend_t *be, store_op_t *op, err_t *err)
     sqlite3 *db = be->w->db;
     sqlite3_stmt *st;
     int rc, s;
-    if ((rc = prep_w(be, SQL_CANCEL_RUNNING, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_CANCEL_RUNNING, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.cancel.run_id);
     op->u.cancel.running = json_array();
@@ -1108,11 +1130,11 @@ static int op_cancel(store_backend_t *be, store_op_t *op, err_t *err)
         json_pack("{s:s, s:s}", "code", "cancelled", "message", "cancelled with its parent");
     char *etext = jsonx_dump(e);
     json_decref(e);
-    if ((rc = prep_w(be, SQL_CANCEL_WAITING, &st, err)) == 0) {
+    if ((rc = sq_prep_w(be, SQL_CANCEL_WAITING, &st, err)) == 0) {
         sq_bind_str(st, 1, op->u.cancel.run_id);
         sqlite3_bind_int64(st, 2, op->u.cancel.now);
         sq_bind_str(st, 3, etext);
-        rc = step_done(db, st, err, "cannot cancel waiting descendants");
+        rc = sq_step_done(db, st, err, "cannot cancel waiting descendants");
     }
     free(etext);
     return rc;
@@ -1131,17 +1153,17 @@ static int op_idempotency(store_backend_t *be, store_op_t *op, err_t *err)
     sqlite3_stmt *st;
     int rc;
     op->u.idem.existing[0] = '\0';
-    if ((rc = prep_w(be, SQL_IDEM_INSERT, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_IDEM_INSERT, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.idem.scope);
     sq_bind_str(st, 2, op->u.idem.key);
     sq_bind_str(st, 3, op->u.idem.run_id);
     sqlite3_bind_int64(st, 4, clock_now_ms());
-    if ((rc = step_done(db, st, err, "cannot record an idempotency key")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot record an idempotency key")) < 0)
         return rc;
     if (sqlite3_changes(db) > 0)
         return 0;
-    if ((rc = prep_w(be, SQL_IDEM_GET, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_IDEM_GET, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.idem.scope);
     sq_bind_str(st, 2, op->u.idem.key);
@@ -1174,12 +1196,12 @@ static int op_purge(store_backend_t *be, store_op_t *op, err_t *err)
         int rc;
         if (sqls[i] == SQL_PURGE_KEYS && op->u.purge.deleted >= op->u.purge.chunk)
             break; /* keys go with the last chunk */
-        if ((rc = prep_w(be, sqls[i], &st, err)) < 0)
+        if ((rc = sq_prep_w(be, sqls[i], &st, err)) < 0)
             return rc;
         sqlite3_bind_int64(st, 1, op->u.purge.before);
         if (sqls[i] != SQL_PURGE_KEYS)
             sqlite3_bind_int(st, 2, op->u.purge.chunk);
-        if ((rc = step_done(db, st, err, "cannot purge old runs")) < 0)
+        if ((rc = sq_step_done(db, st, err, "cannot purge old runs")) < 0)
             return rc;
         if (sqls[i] == SQL_PURGE_RUNS)
             op->u.purge.deleted = sqlite3_changes(db);
@@ -1204,7 +1226,7 @@ static int op_token_put(store_backend_t *be, store_op_t *op, err_t *err)
     const token_rec_t *t = op->u.token_put.rec;
     sqlite3_stmt *st;
     int rc;
-    if ((rc = prep_w(be, SQL_TOKEN_INSERT, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_TOKEN_INSERT, &st, err)) < 0)
         return rc;
     char *scopes = t->scopes ? jsonx_dump(t->scopes) : xstrdup("[]");
     sq_bind_str(st, 1, t->id);
@@ -1214,7 +1236,7 @@ static int op_token_put(store_backend_t *be, store_op_t *op, err_t *err)
     sq_bind_str(st, 5, t->description);
     sqlite3_bind_int64(st, 6, t->created_at);
     sqlite3_bind_int64(st, 7, t->revoked_at > 0 ? t->revoked_at : 0);
-    rc = step_done(db, st, err, "cannot store a token");
+    rc = sq_step_done(db, st, err, "cannot store a token");
     free(scopes);
     if (rc == 0 && sqlite3_changes(db) == 0)
         rc = err_set(err, BR_ECONFLICT, "token %s exists already", t->id);
@@ -1226,11 +1248,11 @@ static int op_token_revoke(store_backend_t *be, store_op_t *op, err_t *err)
     sqlite3 *db = be->w->db;
     sqlite3_stmt *st;
     int rc;
-    if ((rc = prep_w(be, SQL_TOKEN_REVOKE, &st, err)) < 0)
+    if ((rc = sq_prep_w(be, SQL_TOKEN_REVOKE, &st, err)) < 0)
         return rc;
     sq_bind_str(st, 1, op->u.token_revoke.id);
     sqlite3_bind_int64(st, 2, op->u.token_revoke.now);
-    if ((rc = step_done(db, st, err, "cannot revoke a token")) < 0)
+    if ((rc = sq_step_done(db, st, err, "cannot revoke a token")) < 0)
         return rc;
     if (sqlite3_changes(db) == 0)
         return err_set(err, BR_ENOT_FOUND, "no token %s", op->u.token_revoke.id);
@@ -1264,6 +1286,14 @@ static int w_exec(store_backend_t *be, store_op_t *op, err_t *err)
         return op_token_put(be, op, err);
     case STORE_OP_TOKEN_REVOKE:
         return op_token_revoke(be, op, err);
+    case STORE_OP_CONNECTOR_PUBLISH:
+        return sq_op_connector_publish(be, op, err);
+    case STORE_OP_CONNECTION_PUT:
+        return sq_op_connection_put(be, op, err);
+    case STORE_OP_CONNECTION_DELETE:
+        return sq_op_connection_delete(be, op, err);
+    case STORE_OP_CONNECTION_PUT_ALL:
+        return sq_op_connection_put_all(be, op, err);
     }
     return err_set(err, BR_EINTERNAL, "unknown store operation %d", (int)op->kind);
 }
@@ -1364,6 +1394,12 @@ static const store_backend_ops_t sqlite_ops = {
     .token_get = sq_token_get,
     .token_list = sq_token_list,
     .token_any_active = sq_token_any_active,
+    .connector_get = sq_connector_get,
+    .connector_list = sq_connector_list,
+    .connector_versions = sq_connector_versions,
+    .connection_get = sq_connection_get,
+    .connection_list = sq_connection_list,
+    .connections_epoch = sq_connections_epoch,
     .engine_lock = engine_lock,
     .close = backend_close,
 };

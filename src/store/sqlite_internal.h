@@ -1,5 +1,6 @@
-/* sqlite_internal.h - what sqlite.c (connections, schema, the write side) and sqlite_read.c
- * (the read side) share. Only src/store/ includes this header, and with it sqlite3.h.
+/* sqlite_internal.h - what sqlite.c (connections, schema, the write side), sqlite_read.c
+ * (the read side) and sqlite_connections.c (connectors and connections) share. Only src/store/
+ * includes this header, and with it sqlite3.h.
  *
  * One writing connection belongs to the writer thread; read-only connections come from a
  * small pool, each used by one thread at a time. Every connection caches its prepared
@@ -95,6 +96,16 @@ int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err);
 /* Step ST through its rows into an owned array of runs (*OUT, *N). Resets ST. */
 int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, run_rec_t ***out, int *n, err_t *err);
 
+/* The writer's connection: SQL's cached statement with its bindings cleared (writer thread). */
+int sq_prep_w(store_backend_t *be, const char *sql, sqlite3_stmt **st, err_t *err);
+/* Step a write statement to completion and reset it. 0 or BR_ESTORE naming WHAT. */
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st, err_t *err, const char *what);
+/* Borrow a reader and prepare SQL on it, bindings cleared; on failure nothing is held. Give
+ * both back with sq_end_read, which resets ST. */
+int sq_begin_read(store_backend_t *be, const char *sql, sq_conn_t **c, sqlite3_stmt **st,
+                  err_t *err);
+void sq_end_read(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st);
+
 /* The read side (sqlite_read.c), for the vtable. */
 int sq_integration_get(store_backend_t *be, const char *name, int version,
                        integration_version_t **out, err_t *err);
@@ -117,5 +128,19 @@ int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, er
 int sq_token_get(store_backend_t *be, const char *id, token_rec_t **out, err_t *err);
 int sq_token_list(store_backend_t *be, json_t **out, err_t *err);
 int sq_token_any_active(store_backend_t *be, const char *role, bool *any, err_t *err);
+
+/* Connectors and connections (sqlite_connections.c): the write ops, run by the writer inside
+ * its op savepoint, and the read side for the vtable. */
+int sq_op_connector_publish(store_backend_t *be, store_op_t *op, err_t *err);
+int sq_op_connection_put(store_backend_t *be, store_op_t *op, err_t *err);
+int sq_op_connection_delete(store_backend_t *be, store_op_t *op, err_t *err);
+int sq_op_connection_put_all(store_backend_t *be, store_op_t *op, err_t *err);
+int sq_connector_get(store_backend_t *be, const char *slug, int version,
+                     integration_version_t **out, err_t *err);
+int sq_connector_list(store_backend_t *be, json_t **out, err_t *err);
+int sq_connector_versions(store_backend_t *be, const char *slug, json_t **out, err_t *err);
+int sq_connection_get(store_backend_t *be, const char *id, connection_rec_t **out, err_t *err);
+int sq_connection_list(store_backend_t *be, connection_rec_t ***out, int *n, err_t *err);
+int sq_connections_epoch(store_backend_t *be, int64_t *epoch, err_t *err);
 
 #endif

@@ -25,8 +25,8 @@ static json_t *time_json(int64_t ms)
 }
 
 /* Borrow a reader and prepare SQL on it. On failure nothing is held. */
-static int begin_read(store_backend_t *be, const char *sql, sq_conn_t **c, sqlite3_stmt **st,
-                      err_t *err)
+int sq_begin_read(store_backend_t *be, const char *sql, sq_conn_t **c, sqlite3_stmt **st,
+                  err_t *err)
 {
     int rc = sq_reader_get(be, c, err);
     if (rc < 0)
@@ -39,7 +39,7 @@ static int begin_read(store_backend_t *be, const char *sql, sq_conn_t **c, sqlit
     return 0;
 }
 
-static void end_read(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st)
+void sq_end_read(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st)
 {
     sqlite3_reset(st);
     sq_reader_put(be, c);
@@ -74,7 +74,7 @@ int sq_integration_get(store_backend_t *be, const char *name, int version,
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_VERSION_GET, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_VERSION_GET, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, name);
@@ -108,7 +108,7 @@ int sq_integration_get(store_backend_t *be, const char *name, int version,
             sqlite3_reset(ex);
         }
     }
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -124,7 +124,7 @@ int sq_integration_list(store_backend_t *be, bool include_archived, json_t **out
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_INTEGRATION_LIST, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_INTEGRATION_LIST, &c, &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int(st, 1, include_archived);
@@ -143,7 +143,7 @@ int sq_integration_list(store_backend_t *be, bool include_archived, json_t **out
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot list integrations");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
@@ -161,7 +161,7 @@ int sq_integration_versions(store_backend_t *be, const char *name, json_t **out,
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_VERSIONS, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_VERSIONS, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, name);
@@ -174,7 +174,7 @@ int sq_integration_versions(store_backend_t *be, const char *name, json_t **out,
         rc = sq_fail(c->db, err, "cannot list versions");
     else if (json_array_size(arr) == 0)
         rc = err_set(err, BR_ENOT_FOUND, "integration %s not found", name);
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
@@ -192,7 +192,7 @@ int sq_trigger_targets(store_backend_t *be, const char *trigger_id, json_t **out
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_TRIGGER_TARGETS, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_TRIGGER_TARGETS, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, trigger_id);
@@ -202,7 +202,7 @@ int sq_trigger_targets(store_backend_t *be, const char *trigger_id, json_t **out
         json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
     if (s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot read trigger targets");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
@@ -218,11 +218,11 @@ int sq_catalog_epoch(store_backend_t *be, int64_t *epoch, err_t *err)
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_EPOCH, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_EPOCH, &c, &st, err);
     if (rc < 0)
         return rc;
     rc = one_int64(c, st, epoch, err, "cannot read the catalog");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -235,7 +235,7 @@ int sq_run_get(store_backend_t *be, const char *id, run_rec_t **out, err_t *err)
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_RUN_GET, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_RUN_GET, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, id);
@@ -246,7 +246,7 @@ int sq_run_get(store_backend_t *be, const char *id, run_rec_t **out, err_t *err)
         rc = err_set(err, BR_ENOT_FOUND, "run %s not found", id);
     else
         rc = sq_fail(c->db, err, "cannot read a run");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -286,7 +286,7 @@ int sq_run_steps(store_backend_t *be, const char *run_id, step_rec_t ***out, int
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_STEPS, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_STEPS, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, run_id);
@@ -303,7 +303,7 @@ int sq_run_steps(store_backend_t *be, const char *run_id, step_rec_t ***out, int
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot read steps");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         for (int i = 0; i < count; i++)
             step_rec_free(v[i]);
@@ -325,7 +325,7 @@ int sq_step_children(store_backend_t *be, const char *parent_id, int seq, int li
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_STEP_CHILDREN, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_STEP_CHILDREN, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, parent_id);
@@ -337,7 +337,7 @@ int sq_step_children(store_backend_t *be, const char *parent_id, int seq, int li
         json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
     if (s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot read child runs");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
@@ -428,12 +428,12 @@ int sq_run_children(store_backend_t *be, const char *parent_id, run_rec_t ***out
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_CHILDREN, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_CHILDREN, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, parent_id);
     rc = sq_collect_runs(c->db, st, out, n, err);
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -444,12 +444,12 @@ int sq_root_count(store_backend_t *be, const char *root_id, int64_t *count, err_
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_ROOT_COUNT, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_ROOT_COUNT, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, root_id);
     rc = one_int64(c, st, count, err, "cannot count runs");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -465,11 +465,11 @@ int sq_queue_next_due(store_backend_t *be, int64_t *when, err_t *err)
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_NEXT_DUE, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_NEXT_DUE, &c, &st, err);
     if (rc < 0)
         return rc;
     rc = one_int64(c, st, when, err, "cannot read the queue");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -482,7 +482,7 @@ int sq_queue_counts(store_backend_t *be, json_t **out, err_t *err)
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_QUEUE_COUNTS, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_QUEUE_COUNTS, &c, &st, err);
     if (rc < 0)
         return rc;
     json_t *o = json_pack("{s:i, s:i, s:i}", "scheduled", 0, "queued", 0, "running", 0);
@@ -492,7 +492,7 @@ int sq_queue_counts(store_backend_t *be, json_t **out, err_t *err)
                             json_integer(sqlite3_column_int64(st, 1)));
     if (s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot count the queue");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(o);
         return rc;
@@ -511,7 +511,7 @@ int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, er
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_CANCEL_REQUESTED, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_CANCEL_REQUESTED, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, owner);
@@ -521,7 +521,7 @@ int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, er
         json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
     if (s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot read cancellations");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
@@ -575,7 +575,7 @@ int sq_token_get(store_backend_t *be, const char *id, token_rec_t **out, err_t *
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_TOKEN_GET, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_TOKEN_GET, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, id);
@@ -586,7 +586,7 @@ int sq_token_get(store_backend_t *be, const char *id, token_rec_t **out, err_t *
         rc = err_set(err, BR_ENOT_FOUND, "no token %s", id);
     else
         rc = sq_fail(c->db, err, "cannot read a token");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }
 
@@ -595,7 +595,7 @@ int sq_token_list(store_backend_t *be, json_t **out, err_t *err)
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_TOKEN_LIST, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_TOKEN_LIST, &c, &st, err);
     if (rc < 0)
         return rc;
     json_t *arr = json_array();
@@ -608,7 +608,7 @@ int sq_token_list(store_backend_t *be, json_t **out, err_t *err)
     }
     if (rc == 0 && s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot list tokens");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
@@ -622,7 +622,7 @@ int sq_token_any_active(store_backend_t *be, const char *role, bool *any, err_t 
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = begin_read(be, SQL_TOKEN_ANY, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_TOKEN_ANY, &c, &st, err);
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, role);
@@ -631,6 +631,6 @@ int sq_token_any_active(store_backend_t *be, const char *role, bool *any, err_t 
         *any = s == SQLITE_ROW;
     else
         rc = sq_fail(c->db, err, "cannot read tokens");
-    end_read(be, c, st);
+    sq_end_read(be, c, st);
     return rc;
 }

@@ -585,3 +585,184 @@ int store_token_any_active(store_t *st, const char *role, bool *any, err_t *err)
         return err_set(err, BR_EINPUT_INVALID, "no role given");
     return st->ops->token_any_active(st->be, role, any, err);
 }
+
+/* ---- connectors ------------------------------------------------------------------------------ */
+
+/* Store DOC (canonical text) as connector SLUG's next version unless it equals the latest
+ * (then *CREATED is false and *VERSION the latest); a new version moves the connections epoch.
+ * SLUG and DOC borrowed; VERSION and CREATED may be NULL. Durable on return. 0,
+ * BR_EINPUT_INVALID without a slug or document, or BR_ESTORE. Any thread. */
+int store_connector_publish(store_t *st, const char *slug, const char *doc, int *version,
+                            bool *created, err_t *err)
+{
+    if (!slug || !*slug || !doc)
+        return err_set(err, BR_EINPUT_INVALID, "publish needs a connector slug and a document");
+    store_op_t op = {.kind = STORE_OP_CONNECTOR_PUBLISH};
+    op.u.connector_publish.slug = slug;
+    op.u.connector_publish.doc = doc;
+    int rc = writer_exec(st->w, &op, err);
+    if (rc < 0)
+        return rc;
+    if (version)
+        *version = op.u.connector_publish.version;
+    if (created)
+        *created = op.u.connector_publish.created;
+    return 0;
+}
+
+/* Version VERSION of connector SLUG (0 = latest) into *OUT (owned; integration_version_free),
+ * its name the slug and archived false. BR_ENOT_FOUND when SLUG has no version,
+ * BR_EVERSION_NOT_FOUND when VERSION does not exist, or BR_ESTORE. Any thread. */
+int store_connector_get(store_t *st, const char *slug, int version, integration_version_t **out,
+                        err_t *err)
+{
+    *out = NULL;
+    if (!slug || !*slug)
+        return err_set(err, BR_ENOT_FOUND, "no connector named");
+    return st->ops->connector_get(st->be, slug, version, out, err);
+}
+
+/* Every connector by slug: *OUT an owned array of {"slug", "latest_version", "updated_at"},
+ * updated_at (RFC 3339) the time of its latest version. Any thread. */
+int store_connector_list(store_t *st, json_t **out, err_t *err)
+{
+    *out = NULL;
+    return st->ops->connector_list(st->be, out, err);
+}
+
+/* SLUG's versions, oldest first: *OUT an owned array of {"version", "created_at"} (RFC 3339).
+ * BR_ENOT_FOUND when SLUG has none. Any thread. */
+int store_connector_versions(store_t *st, const char *slug, json_t **out, err_t *err)
+{
+    *out = NULL;
+    if (!slug || !*slug)
+        return err_set(err, BR_ENOT_FOUND, "no connector named");
+    return st->ops->connector_versions(st->be, slug, out, err);
+}
+
+/* ---- connections ----------------------------------------------------------------------------- */
+
+#define CONNECTION_ID_MAX 128
+
+/* Whether ID matches ^[A-Za-z0-9][A-Za-z0-9_.-]*$ within CONNECTION_ID_MAX bytes. */
+static bool connection_id_ok(const char *id)
+{
+    if (!id)
+        return false;
+    size_t n = strlen(id);
+    if (n == 0 || n > CONNECTION_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
+/* Check C before it reaches the store: a valid id, a connector, config an object (or NULL)
+ * and secrets an object (or NULL) whose every member is {"sealed": "<text>", ...}. The last
+ * check keeps a plain secret value that slipped past the vault from ever being written. */
+static int connection_check(const connection_rec_t *c, err_t *err)
+{
+    if (!c)
+        return err_set(err, BR_EINPUT_INVALID, "no connection given");
+    if (!connection_id_ok(c->id))
+        return err_set(err, BR_EINPUT_INVALID,
+                       "a connection id is 1 to %d letters, digits, '_', '.' or '-', starting "
+                       "with a letter or digit",
+                       CONNECTION_ID_MAX);
+    if (!c->connector || !*c->connector)
+        return err_set(err, BR_EINPUT_INVALID, "connection %s names no connector", c->id);
+    if (c->config && !json_is_object(c->config))
+        return err_set(err, BR_EINPUT_INVALID, "connection %s: config must be an object", c->id);
+    if (c->secrets && !json_is_object(c->secrets))
+        return err_set(err, BR_EINPUT_INVALID, "connection %s: secrets must be an object", c->id);
+    const char *name;
+    json_t *v;
+    json_object_foreach(c->secrets, name, v)
+    {
+        if (!json_is_object(v) || !json_is_string(json_object_get(v, "sealed")))
+            return err_set(err, BR_EINPUT_INVALID,
+                           "connection %s: secret %s is not sealed; the store keeps sealed "
+                           "secrets only",
+                           c->id, name);
+    }
+    return 0;
+}
+
+/* Insert or replace connection C (borrowed; its config and secrets are referenced only until
+ * return) as a whole. created_at 0 means now for a new connection and "keep" for an existing
+ * one; updated_at 0 means now. Moves the connections epoch. Durable on return. 0,
+ * BR_EINPUT_INVALID (see connection_check) or BR_ESTORE. Any thread. */
+int store_connection_put(store_t *st, const connection_rec_t *c, err_t *err)
+{
+    int rc = connection_check(c, err);
+    if (rc < 0)
+        return rc;
+    store_op_t op = {.kind = STORE_OP_CONNECTION_PUT};
+    op.u.connection_put.rec = c;
+    op.u.connection_put.now = clock_now_ms();
+    return writer_exec(st->w, &op, err);
+}
+
+/* Connection ID into *OUT (owned; connection_rec_free), config and secrets as stored.
+ * BR_ECONNECTION_NOT_FOUND when there is none, or BR_ESTORE. Any thread. */
+int store_connection_get(store_t *st, const char *id, connection_rec_t **out, err_t *err)
+{
+    *out = NULL;
+    if (!id || !*id)
+        return err_set(err, BR_ECONNECTION_NOT_FOUND, "no connection id given");
+    return st->ops->connection_get(st->be, id, out, err);
+}
+
+/* Every connection by id: *OUT an owned array of *N owned records (connection_recs_free). Any
+ * thread. */
+int store_connection_list(store_t *st, connection_rec_t ***out, int *n, err_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    return st->ops->connection_list(st->be, out, n, err);
+}
+
+/* Delete connection ID; moves the connections epoch. BR_ECONNECTION_NOT_FOUND when there is
+ * none. Durable on return. Any thread. */
+int store_connection_delete(store_t *st, const char *id, err_t *err)
+{
+    if (!id || !*id)
+        return err_set(err, BR_ECONNECTION_NOT_FOUND, "no connection id given");
+    store_op_t op = {.kind = STORE_OP_CONNECTION_DELETE};
+    op.u.connection_delete.id = id;
+    return writer_exec(st->w, &op, err);
+}
+
+/* Replace the N connections RECS (borrowed), each of which must exist, in one transaction:
+ * when any is missing (BR_ECONNECTION_NOT_FOUND) or invalid (BR_EINPUT_INVALID) nothing
+ * changes. created_at is kept unless a record gives one; updated_at 0 means now. Moves the
+ * connections epoch once. N = 0 writes nothing. Durable on return. Any thread. */
+int store_connection_put_all(store_t *st, connection_rec_t *const *recs, int n, err_t *err)
+{
+    if (n < 0 || (n > 0 && !recs))
+        return err_set(err, BR_EINPUT_INVALID, "no connections given");
+    if (n == 0)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        int rc = connection_check(recs[i], err);
+        if (rc < 0)
+            return rc;
+    }
+    store_op_t op = {.kind = STORE_OP_CONNECTION_PUT_ALL};
+    op.u.connection_put_all.recs = recs;
+    op.u.connection_put_all.n = n;
+    op.u.connection_put_all.now = clock_now_ms();
+    return writer_exec(st->w, &op, err);
+}
+
+/* A counter that moves with every connector publish and connection write, by any process:
+ * one indexed read. Any thread. */
+int store_connections_epoch(store_t *st, int64_t *epoch, err_t *err)
+{
+    *epoch = 0;
+    return st->ops->connections_epoch(st->be, epoch, err);
+}

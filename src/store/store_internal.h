@@ -30,6 +30,10 @@ typedef enum {
     STORE_OP_PURGE,
     STORE_OP_TOKEN_PUT,
     STORE_OP_TOKEN_REVOKE,
+    STORE_OP_CONNECTOR_PUBLISH,
+    STORE_OP_CONNECTION_PUT,
+    STORE_OP_CONNECTION_DELETE,
+    STORE_OP_CONNECTION_PUT_ALL,
 } store_op_kind_t;
 
 /* One operation: inputs are borrowed from the waiting caller (valid until it is answered),
@@ -95,6 +99,23 @@ typedef struct store_op {
             const char *id;
             int64_t now; /* epoch ms, > 0 */
         } token_revoke;
+        struct {
+            const char *slug, *doc;
+            int version;  /* out */
+            bool created; /* out */
+        } connector_publish;
+        struct {
+            const connection_rec_t *rec; /* secrets sealed already */
+            int64_t now;                 /* epoch ms: created_at / updated_at when those are 0 */
+        } connection_put;
+        struct {
+            const char *id;
+        } connection_delete;
+        struct {
+            connection_rec_t *const *recs; /* N records, each of an existing connection */
+            int n;
+            int64_t now; /* epoch ms: updated_at when a record's is 0 */
+        } connection_put_all;
     } u;
 } store_op_t;
 
@@ -158,6 +179,13 @@ typedef struct store_backend_ops {
     int (*token_get)(store_backend_t *be, const char *id, token_rec_t **out, err_t *err);
     int (*token_list)(store_backend_t *be, json_t **out, err_t *err);
     int (*token_any_active)(store_backend_t *be, const char *role, bool *any, err_t *err);
+    int (*connector_get)(store_backend_t *be, const char *slug, int version,
+                         integration_version_t **out, err_t *err);
+    int (*connector_list)(store_backend_t *be, json_t **out, err_t *err);
+    int (*connector_versions)(store_backend_t *be, const char *slug, json_t **out, err_t *err);
+    int (*connection_get)(store_backend_t *be, const char *id, connection_rec_t **out, err_t *err);
+    int (*connection_list)(store_backend_t *be, connection_rec_t ***out, int *n, err_t *err);
+    int (*connections_epoch)(store_backend_t *be, int64_t *epoch, err_t *err);
     /* Not a database write: announces this process (see store_engine_lock). */
     int (*engine_lock)(store_backend_t *be, bool *alone, err_t *err);
 

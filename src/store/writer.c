@@ -610,10 +610,17 @@ void store_op_clear_results(store_op_t *op)
     case STORE_OP_PURGE:
         op->u.purge.deleted = 0;
         break;
+    case STORE_OP_CONNECTOR_PUBLISH:
+        op->u.connector_publish.version = 0;
+        op->u.connector_publish.created = false;
+        break;
     case STORE_OP_ARCHIVE:
     case STORE_OP_RENEW:
     case STORE_OP_TOKEN_PUT:
     case STORE_OP_TOKEN_REVOKE:
+    case STORE_OP_CONNECTION_PUT:
+    case STORE_OP_CONNECTION_DELETE:
+    case STORE_OP_CONNECTION_PUT_ALL:
         break;
     }
 }

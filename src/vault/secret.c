@@ -168,10 +168,16 @@ out:
     return rc;
 }
 
-/* The key from BRAID_MASTER_KEY's VALUE (borrowed): base64 of exactly 32 bytes, surrounding
- * whitespace ignored, version 1. */
-static int key_from_env(const char *value, secret_key_t **out, err_t *err)
+/* The key set holding the one key in VALUE (borrowed): standard base64 of exactly 32 bytes,
+ * surrounding whitespace ignored, version 1 -- the form BRAID_MASTER_KEY and
+ * BRAID_NEW_MASTER_KEY hold. SOURCE (borrowed) names where VALUE came from in the error
+ * message, which never quotes VALUE. 0 or BR_EINPUT_INVALID / BR_EINTERNAL; *OUT returned
+ * owned (free with secret_key_free). Any thread. */
+int secret_key_from_base64(const char *value, const char *source, secret_key_t **out, err_t *err)
 {
+    *out = NULL;
+    if (vault_init(err) < 0)
+        return BR_EINTERNAL;
     size_t len = strlen(value);
     while (len && strchr(" \t\r\n", value[len - 1]))
         len--;
@@ -187,7 +193,7 @@ static int key_from_env(const char *value, secret_key_t **out, err_t *err)
         return err_set(err, BR_EINPUT_INVALID,
                        "%s must be standard base64 of exactly %d bytes (e.g. the output of "
                        "`head -c %d /dev/urandom | base64`)",
-                       SECRET_KEY_ENV, SECRET_KEY_BYTES, SECRET_KEY_BYTES);
+                       source, SECRET_KEY_BYTES, SECRET_KEY_BYTES);
     }
     k->e[0].version = 1;
     k->n = 1;
@@ -348,7 +354,7 @@ int secret_key_load(const char *data_dir, secret_key_t **out, err_t *err)
         return BR_EINTERNAL;
     const char *env = getenv(SECRET_KEY_ENV);
     if (env)
-        return key_from_env(env, out, err);
+        return secret_key_from_base64(env, SECRET_KEY_ENV, out, err);
     char *path = xasprintf("%s/%s", data_dir, SECRET_KEY_FILE);
     int rc = load_file(path, out, err);
     if (rc == 1) {
@@ -372,6 +378,113 @@ int secret_key_version(const secret_key_t *key)
 void secret_key_free(secret_key_t *key)
 {
     sodium_free(key);
+}
+
+/* ---- rotation ------------------------------------------------------------------------------ */
+
+/* A new key set (returned owned in *OUT; free with secret_key_free): every key of KEY
+ * (borrowed) plus a new random key one version above KEY's highest, which is the one the new
+ * set seals with. 0, BR_ELIMIT (no version or slot left) or BR_EINTERNAL. Any thread. */
+int secret_key_next(const secret_key_t *key, secret_key_t **out, err_t *err)
+{
+    *out = NULL;
+    int top = key->e[key->current].version;
+    if (top >= MAX_VERSION || key->n >= MAX_KEYS)
+        return err_set(err, BR_ELIMIT,
+                       "the master key set cannot grow: it already holds %zu keys, the highest "
+                       "version %d (at most %d keys, versions up to %d)",
+                       key->n, top, MAX_KEYS, MAX_VERSION);
+    secret_key_t *k = keyset_alloc(key->n + 1);
+    if (!k)
+        return err_set(err, BR_EINTERNAL, "cannot allocate protected memory for the key");
+    memcpy(k->e, key->e, key->n * sizeof key->e[0]);
+    k->n = key->n;
+    vault_random(k->e[k->n].key, SECRET_KEY_BYTES);
+    k->e[k->n].version = top + 1;
+    k->n++;
+    finish(k);
+    *out = k;
+    return 0;
+}
+
+/* A key set (returned owned in *OUT) holding only KEY's current version: what the key file
+ * keeps once every secret is sealed under it. 0 or BR_EINTERNAL. Any thread. */
+int secret_key_current_only(const secret_key_t *key, secret_key_t **out, err_t *err)
+{
+    *out = NULL;
+    secret_key_t *k = keyset_alloc(1);
+    if (!k)
+        return err_set(err, BR_EINTERNAL, "cannot allocate protected memory for the key");
+    k->e[0] = key->e[key->current];
+    k->n = 1;
+    finish(k);
+    *out = k;
+    return 0;
+}
+
+/* Replace DATA_DIR/master.key (DATA_DIR borrowed) with the keys of KEY (borrowed), by
+ * version, atomically: the text goes to a temporary file created with mode 0600 in the same
+ * directory, is fsynced, renamed over the key file, and the directory is fsynced -- so after
+ * a crash the file is either the old one or the new one, never a torn mix. 0 or BR_EIO.
+ * Callers serialise their own rotations; any thread. */
+int secret_key_save(const char *data_dir, const secret_key_t *key, err_t *err)
+{
+    /* One line is "VERSION BASE64\n": at most 6 + 1 + 44 + 1 bytes. */
+    const char header[] = "# braid master key: keep secret, keep a backup\n";
+    size_t cap = sizeof header + key->n * 64;
+    char *text = sodium_malloc(cap);
+    if (!text)
+        return err_set(err, BR_EINTERNAL, "cannot allocate protected memory for the key");
+    size_t len = (size_t)snprintf(text, cap, "%s", header);
+    int last = 0;
+    for (size_t done = 0; done < key->n; done++) {
+        const struct key_entry *e = NULL; /* the next version up */
+        for (size_t i = 0; i < key->n; i++)
+            if (key->e[i].version > last && (!e || key->e[i].version < e->version))
+                e = &key->e[i];
+        last = e->version;
+        len += (size_t)snprintf(text + len, cap - len, "%d ", e->version);
+        sodium_bin2base64(text + len, cap - len, e->key, SECRET_KEY_BYTES,
+                          sodium_base64_VARIANT_ORIGINAL);
+        len += strlen(text + len);
+        text[len++] = '\n';
+        text[len] = '\0';
+    }
+
+    char *path = xasprintf("%s/%s", data_dir, SECRET_KEY_FILE);
+    char *tmp = xasprintf("%s/.%s.%d.tmp", data_dir, SECRET_KEY_FILE, (int)getpid());
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) { /* left by a process with our pid that died mid-write */
+        unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) {
+        rc = err_set(err, BR_EIO, "cannot create %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (!write_all(fd, text, len) || fsync(fd) != 0) {
+        rc = err_set(err, BR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        rc = err_set(err, BR_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+out:
+    free(tmp);
+    free(path);
+    sodium_free(text); /* wipes */
+    return rc;
 }
 
 /* The additional data binding a sealed value to its key version, connection and name:

@@ -61,6 +61,36 @@ def slow_doc(name="t/slow", nop="t/nop", **fields):
         **fields)
 
 
+def billing_connector(slug="billing", **fields):
+    """The connector of SPEC §5's example, under SLUG; FIELDS override top-level members."""
+    doc = {
+        "slug": slug,
+        "base_url": "{{conn.base_url}}",
+        "config": {"base_url": {"type": "string", "required": True}},
+        "secrets": ["api_key"],
+        "auth": {"type": "bearer", "token": "{{secret.api_key}}"},
+        "operations": {
+            "create_invoice": {
+                "method": "POST", "path": "/invoices",
+                "inputs": {"lines": {"type": "array", "required": True}},
+                "body": {"lines": "{{input.lines}}"},
+                "outputs": {"invoice_id": "body.id", "total": "body.total"},
+            },
+        },
+    }
+    doc.update(fields)
+    return doc
+
+
+def billing_connection(secret, connector="billing", base_url="https://billing.example.com/v1",
+                       **fields):
+    """A PUT /connections/ID body for billing_connector() with api_key = SECRET."""
+    body = {"connector": connector, "config": {"base_url": base_url},
+            "secrets": {"api_key": secret}}
+    body.update(fields)
+    return body
+
+
 # ---- HTTP ----
 
 class Resp:
@@ -313,6 +343,16 @@ class Server:
         for doc in docs:
             r = self.put("/integrations/" + doc["name"], json=doc)
             assert r.status in (200, 201), f"publish {doc['name']}: {r!r}"
+
+    def publish_connector(self, *docs):
+        for doc in docs:
+            r = self.put("/connectors/" + doc["slug"], json=doc)
+            assert r.status in (200, 201), f"publish connector {doc['slug']}: {r!r}"
+
+    def put_connection(self, cid, body):
+        r = self.put("/connections/" + cid, json=body)
+        assert r.status in (200, 201), f"PUT /connections/{cid}: {r!r}"
+        return r.json()
 
     def token(self, role, scopes=None, description=None):
         """Create a token; return (secret, id)."""

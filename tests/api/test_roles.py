@@ -1,9 +1,10 @@
 """The role × route matrix (SPEC §9 "Roles"): every role against every route. Allowed means
 neither 401 nor 403; refused means 403 `forbidden` (404 for an invoker on a run it did not
-start), and a refused request changes nothing."""
+start), and a refused request changes nothing. No answer to any role ever holds a
+connection's secret value (a viewer reads "everything but secrets")."""
 import pytest
 
-from apilib import echo, error_of
+from apilib import billing_connection, billing_connector, echo, error_of
 
 ROLES = ("admin", "editor", "viewer", "invoker")
 
@@ -27,13 +28,27 @@ ROUTES = {
     "delete_token": ("DELETE", "/tokens/{victim}", None),
     "graph": ("GET", "/graph", None),
     "metrics": ("GET", "/metrics", None),
+    "list_connectors": ("GET", "/connectors", None),
+    "get_connector": ("GET", "/connectors/m-billing", None),
+    "connector_versions": ("GET", "/connectors/m-billing/versions", None),
+    "connector_version": ("GET", "/connectors/m-billing/versions/1", None),
+    "put_connector": ("PUT", "/connectors/put-{role}", "put_connector"),
+    "list_connections": ("GET", "/connections", None),
+    "get_connection": ("GET", "/connections/m-conn", None),
+    "put_connection": ("PUT", "/connections/put-{role}", "put_connection"),
+    "delete_connection": ("DELETE", "/connections/del-{role}", None),
 }
+# Routes that need the connector world (conn_world), set up only when one of them runs.
+CONN_ROUTES = {r for r in ROUTES if "connect" in r}
+CONN_SECRET = "sk_live_role_matrix_0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 READ = {"healthz", "list_integrations", "get_integration", "versions", "version", "list_runs",
-        "get_run", "run_tree", "graph", "metrics"}
+        "get_run", "run_tree", "graph", "metrics", "list_connectors", "get_connector",
+        "connector_versions", "connector_version", "list_connections", "get_connection"}
 ALLOWED = {
     "admin": set(ROUTES),
-    "editor": READ | {"put_integration", "delete_integration", "cancel_run"},
+    "editor": READ | {"put_integration", "delete_integration", "cancel_run", "put_connector",
+                      "put_connection", "delete_connection"},
     "viewer": set(READ),
     "invoker": {"healthz", "execute", "trigger"},
 }
@@ -59,11 +74,28 @@ def world(module_server):
             "invoker_run": invoker_run}
 
 
+@pytest.fixture(scope="module")
+def conn_world(world):
+    """The billing connector as m-billing, the connection m-conn, and one connection per role
+    for that role to try to delete."""
+    srv = world["srv"]
+    srv.publish_connector(billing_connector("m-billing"))
+    body = billing_connection(CONN_SECRET, connector="m-billing")
+    srv.put_connection("m-conn", body)
+    for role in ROLES:
+        srv.put_connection(f"del-{role}", body)
+    return world
+
+
 def send(world, role, route):
     method, path, body = ROUTES[route]
     path = path.format(role=role, admin_run=world["admin_run"], victim=world["victims"][role])
     if body == "put":
         body = echo(f"m/put-{role}")
+    elif body == "put_connector":
+        body = billing_connector(f"put-{role}")
+    elif body == "put_connection":
+        body = billing_connection(CONN_SECRET, connector="m-billing")
     srv = world["srv"]
     tok = world["tokens"][role]
     if body is None:
@@ -73,9 +105,12 @@ def send(world, role, route):
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("role", ROLES)
-def test_role_route(world, role, route):
+def test_role_route(request, world, role, route):
     srv = world["srv"]
+    if route in CONN_ROUTES:
+        request.getfixturevalue("conn_world")
     r = send(world, role, route)
+    assert CONN_SECRET.encode() not in r.body, f"{role} {route} answered a secret: {r!r}"
     if route in ALLOWED[role]:
         assert r.status not in (401, 403), f"{role} {route}: {r!r}"
         assert r.status < 500, f"{role} {route}: {r!r}"
@@ -105,6 +140,23 @@ def test_role_route(world, role, route):
         assert world["victims"][role] in ids
     elif route == "cancel_run":
         assert srv.run(world["admin_run"])["status"] == "succeeded"
+    elif route == "put_connector":
+        error_of(srv.get(f"/connectors/put-{role}"), 404)
+    elif route == "put_connection":
+        error_of(srv.get(f"/connections/put-{role}"), 404, "connection_not_found")
+    elif route == "delete_connection":
+        assert srv.get(f"/connections/del-{role}").status == 200
+
+
+def test_viewer_reads_connections_without_values(request, world):
+    request.getfixturevalue("conn_world")
+    srv = world["srv"]
+    viewer = world["tokens"]["viewer"]
+    r = srv.get("/connections/m-conn", token=viewer)
+    assert r.status == 200, r
+    assert [s["name"] for s in r.json()["secrets"]] == ["api_key"]
+    assert CONN_SECRET not in r.text
+    assert CONN_SECRET not in srv.stderr()
 
 
 def test_invoker_scope(world):

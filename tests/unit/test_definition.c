@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/xalloc.h"
+#include "definition/connector.h"
 #include "definition/definition.h"
 
 #include <dirent.h>
@@ -687,22 +688,18 @@ static void test_definition_rejects_bad_task_types(void **state)
     expect_problem("{'name': 'x', 'tasks': [{'id': 't'}]}", "/tasks/0/type",
                    "required field 'type' is missing");
     expect_task_problem("'type': 7", "/tasks/0/type", "must be a string");
-    expect_task_problem("'type': 'http', 'url': 'http://x'", "/tasks/0/type",
-                        "task type 'http' is not available in this version of braid");
-    expect_task_problem("'type': 'connector'", "/tasks/0/type",
-                        "task type 'connector' is not available in this version of braid");
     expect_task_problem("'type': 'script', 'source': 'return 1'", "/tasks/0/lang",
                         "required field 'lang' is missing");
-    expect_task_problem("'type': 'script', 'lang': 'python', 'source': 'return 1'",
-                        "/tasks/0/lang", "unknown script language 'python'; expected \"lua\"");
+    expect_task_problem("'type': 'script', 'lang': 'python', 'source': 'return 1'", "/tasks/0/lang",
+                        "unknown script language 'python'; expected \"lua\"");
     expect_task_problem("'type': 'script', 'lang': 'lua'", "/tasks/0/source",
                         "required field 'source' is missing");
     expect_task_problem("'type': 'script', 'lang': 'lua', 'source': 'local x = 1\\nlocal = 2'",
                         "/tasks/0/source",
                         "Lua syntax error at script line 2: <name> expected near '='");
     expect_task_problem("'type': 'sleep'", "/tasks/0/type",
-                        "unknown task type 'sleep'; expected one of call_integration, script, set, "
-                        "switch, await, fail");
+                        "unknown task type 'sleep'; expected one of call_integration, http, "
+                        "connector, script, set, switch, await, fail");
 }
 
 static void test_definition_rejects_bad_shared_task_fields(void **state)
@@ -957,6 +954,508 @@ static void test_definition_template_problems(void **state)
                    "'f': '{{index}}'}");
 }
 
+/* ---- http ------------------------------------------------------------------------------ */
+
+static void test_definition_http_every_field(void **state)
+{
+    (void)state;
+    definition_t *def = expect_ok(
+        "{'name': 'x', 'tasks': [{'id': 'h', 'type': 'http', "
+        "'url': 'https://api.example.com/v1/{{vars.id}}', 'method': 'patch', "
+        "'query': {'q': '{{vars.q}}', 'n': 5, 'all': true}, "
+        "'headers': {'X-Key': '{{secret.key}}', 'Accept': 'application/json'}, "
+        "'body': {'a': ['{{vars.a}}', 1], 'b': null}, "
+        "'auth': {'type': 'basic', 'username': '{{conn.user}}', 'password': '{{secret.pw}}'}, "
+        "'connection': 'billing-prod.EU_1', 'timeout_ms': 60000, "
+        "'max_response_bytes': 1073741824, 'follow_redirects': false, "
+        "'response_var': 'order.reply', 'retry': {'max_attempts': 3}, "
+        "'cases': {'404': 'end', '5xx': 'h'}, 'continue_on_error': true}]}");
+    const task_t *t = &def->tasks[0];
+    assert_int_equal(t->type, TASK_HTTP);
+    const http_task_t *h = &t->u.http;
+    assert_string_equal(json_string_value(template_source(h->url)),
+                        "https://api.example.com/v1/{{vars.id}}");
+    assert_string_equal(h->method, "PATCH");
+    assert_non_null(h->query);
+    assert_non_null(h->headers);
+    assert_non_null(h->body);
+    assert_int_equal(h->auth.type, AUTH_BASIC);
+    assert_non_null(h->auth.a);
+    assert_non_null(h->auth.b);
+    assert_string_equal(h->connection, "billing-prod.EU_1");
+    assert_int_equal(t->timeout_ms, 60000);
+    assert_int_equal(h->max_response_bytes, 1073741824);
+    assert_false(h->follow_redirects);
+    assert_string_equal(h->response_var, "order.reply");
+    assert_true(t->retry_explicit);
+    assert_int_equal(t->retry.max_attempts, 3);
+    assert_int_equal(t->n_cases, 2);
+    assert_true(t->continue_on_error);
+    assert_true(def->roots_used & TMPL_VARS);
+    assert_true(def->roots_used & TMPL_SECRET);
+
+    /* request fields render with conn and secret */
+    json_t *conn = json_pack("{s:s}", "user", "u1");
+    json_t *secret = json_pack("{s:s, s:s}", "key", "k1", "pw", "p1");
+    tmpl_scope_t sc = {.conn = conn, .secret = secret};
+    json_t *hdrs = template_render(h->headers, &sc, NULL);
+    assert_string_equal(json_string_value(json_object_get(hdrs, "X-Key")), "k1");
+    json_t *user = template_render(h->auth.a, &sc, NULL);
+    assert_string_equal(json_string_value(user), "u1");
+    json_decref(hdrs);
+    json_decref(user);
+    json_decref(conn);
+    json_decref(secret);
+    definition_free(def);
+
+    /* the other kinds of auth, and every method in any case */
+    def = expect_ok("{'name': 'x', 'tasks': ["
+                    "{'id': 'a', 'type': 'http', 'url': 'http://x', 'method': 'Delete', "
+                    " 'auth': {'type': 'bearer', 'token': 'tok'}},"
+                    "{'id': 'b', 'type': 'http', 'url': 'http://x', 'method': 'options', "
+                    " 'auth': {'type': 'header', 'name': 'X-Api-Key', 'value': 'v'}},"
+                    "{'id': 'c', 'type': 'http', 'url': 'http://x', 'method': 'head'},"
+                    "{'id': 'd', 'type': 'http', 'url': 'http://x', 'method': 'put', "
+                    " 'body': 'raw text {{vars.x}}'},"
+                    "{'id': 'e', 'type': 'http', 'url': 'http://x', 'method': 'POST'},"
+                    "{'id': 'f', 'type': 'http', 'url': '{{vars.url}}', 'method': 'get'}]}");
+    assert_string_equal(def->tasks[0].u.http.method, "DELETE");
+    assert_int_equal(def->tasks[0].u.http.auth.type, AUTH_BEARER);
+    assert_non_null(def->tasks[0].u.http.auth.a);
+    assert_null(def->tasks[0].u.http.auth.b);
+    assert_string_equal(def->tasks[1].u.http.method, "OPTIONS");
+    assert_int_equal(def->tasks[1].u.http.auth.type, AUTH_HEADER);
+    assert_non_null(def->tasks[1].u.http.auth.b);
+    assert_string_equal(def->tasks[2].u.http.method, "HEAD");
+    assert_string_equal(def->tasks[3].u.http.method, "PUT");
+    assert_true(json_is_string(template_source(def->tasks[3].u.http.body)));
+    assert_string_equal(def->tasks[4].u.http.method, "POST");
+    assert_string_equal(def->tasks[5].u.http.method, "GET");
+    definition_free(def);
+}
+
+static void test_definition_http_defaults(void **state)
+{
+    (void)state;
+    definition_t *def = expect_ok("{'name': 'x', 'tasks': [{'id': 'h', 'type': 'http', "
+                                  "'url': 'http://example.com', 'body': null}]}");
+    const task_t *t = &def->tasks[0];
+    const http_task_t *h = &t->u.http;
+    assert_string_equal(h->method, "GET");
+    assert_int_equal(t->timeout_ms, HTTP_DEFAULT_TIMEOUT_MS);
+    assert_int_equal(h->max_response_bytes, HTTP_DEFAULT_MAX_RESPONSE);
+    assert_true(h->follow_redirects);
+    assert_string_equal(h->response_var, "httpResult");
+    assert_int_equal(h->auth.type, AUTH_NONE);
+    assert_null(h->auth.a);
+    assert_null(h->connection);
+    assert_null(h->query);
+    assert_null(h->headers);
+    assert_null(h->body); /* null is no body */
+    assert_false(t->retry_explicit);
+    assert_int_equal(t->next, TASK_END);
+    definition_free(def);
+}
+
+typedef struct task_case {
+    const char *task; /* members of task 't', single-quoted */
+    const char *pointer;
+    const char *msg;
+} task_case_t;
+
+static void run_task_cases(const task_case_t *cases, size_t n, const definition_resolver_t *res)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *s = one_task(cases[i].task);
+        expect_problem_r(s, res, cases[i].pointer, cases[i].msg);
+        free(s);
+    }
+}
+
+#define H "'type': 'http', "
+#define U "'type': 'http', 'url': 'http://x', "
+
+static void test_definition_http_refusals(void **state)
+{
+    (void)state;
+    static const task_case_t cases[] = {
+        /* url */
+        {"'type': 'http'", "/tasks/0/url", "required field 'url' is missing"},
+        {H "'url': ''", "/tasks/0/url", "must not be empty"},
+        {H "'url': 5", "/tasks/0/url", "must be a string"},
+        {H "'url': 'ftp://x/y'", "/tasks/0/url",
+         "unsupported URL scheme 'ftp': only http and https are allowed"},
+        {H "'url': 'file:///etc/passwd'", "/tasks/0/url", "unsupported URL scheme 'file'"},
+        {H "'url': 'gopher://{{vars.host}}/'", "/tasks/0/url", "unsupported URL scheme 'gopher'"},
+        {H "'url': 'example.com/x'", "/tasks/0/url", "must be an absolute http:// or https:// URL"},
+        {H "'url': 'https://'", "/tasks/0/url", "must name a host after 'https://'"},
+        {H "'url': 'http://{{vars.x'", "/tasks/0/url", ""},
+        /* method */
+        {U "'method': 'FETCH'", "/tasks/0/method",
+         "unknown method 'FETCH'; expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"},
+        {U "'method': 1", "/tasks/0/method", "must be a string"},
+        /* query, headers, body */
+        {U "'query': []", "/tasks/0/query", "must be an object"},
+        {U "'query': {'a': {'b': 1}}", "/tasks/0/query/a",
+         "must be a string (a template), a number or a boolean"},
+        {U "'query': {'a': null}", "/tasks/0/query/a", "must be a string (a template)"},
+        {U "'headers': {'Bad Name': 'x'}", "/tasks/0/headers/Bad Name",
+         "invalid header name 'Bad Name'"},
+        {U "'headers': {'': 'x'}", "/tasks/0/headers/", "invalid header name ''"},
+        {U "'headers': {'X-A': ['x']}", "/tasks/0/headers/X-A", "must be a string (a template)"},
+        {U "'headers': {'Accept': 'a', 'ACCEPT': 'b'}", "/tasks/0/headers/ACCEPT",
+         "duplicate header 'ACCEPT' (header names are not case-sensitive)"},
+        {U "'headers': {'X-A': '{{vars.x'}", "/tasks/0/headers/X-A", ""},
+        {U "'body': {'a': [1, '{{ 1 + }}']}", "/tasks/0/body/a/1", ""},
+        {U "'body': {'k': '{{vars.x | nope}}'}", "/tasks/0/body/k", ""},
+        /* auth */
+        {U "'auth': 'token'", "/tasks/0/auth", "must be an object"},
+        {U "'auth': {}", "/tasks/0/auth/type", "required field 'type' is missing"},
+        {U "'auth': {'type': 'digest'}", "/tasks/0/auth/type",
+         "unknown auth type 'digest'; expected basic, bearer or header"},
+        {U "'auth': {'type': 'basic', 'username': 'u'}", "/tasks/0/auth/password",
+         "required field 'password' is missing"},
+        {U "'auth': {'type': 'basic', 'username': 'u', 'password': 'p', 'token': 't'}",
+         "/tasks/0/auth/token", "unknown field 'token'"},
+        {U "'auth': {'type': 'bearer'}", "/tasks/0/auth/token",
+         "required field 'token' is missing"},
+        {U "'auth': {'type': 'bearer', 'token': ''}", "/tasks/0/auth/token", "must not be empty"},
+        {U "'auth': {'type': 'bearer', 'token': 't', 'name': 'n'}", "/tasks/0/auth/name",
+         "unknown field 'name'"},
+        {U "'auth': {'type': 'header', 'name': 'X-K'}", "/tasks/0/auth/value",
+         "required field 'value' is missing"},
+        {U "'auth': {'type': 'header', 'name': 'X K', 'value': 'v'}", "/tasks/0/auth/name",
+         "invalid header name 'X K'"},
+        {U "'auth': {'type': 'header', 'name': 'X-K', 'value': 1}", "/tasks/0/auth/value",
+         "must be a string"},
+        /* connection */
+        {U "'connection': ''", "/tasks/0/connection", "invalid connection id ''"},
+        {U "'connection': '-x'", "/tasks/0/connection", "invalid connection id '-x'"},
+        {U "'connection': '{{vars.c}}'", "/tasks/0/connection",
+         "must be a literal id matching ^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        {U "'connection': 'a/b'", "/tasks/0/connection", "invalid connection id"},
+        {U "'connection': 3", "/tasks/0/connection", "must be a string"},
+        /* limits */
+        {U "'timeout_ms': 60001", "/tasks/0/timeout_ms", "must be between 1 and 60000"},
+        {U "'timeout_ms': 0", "/tasks/0/timeout_ms", "must be between 1 and 60000"},
+        {U "'max_response_bytes': 0", "/tasks/0/max_response_bytes",
+         "must be between 1 and 1073741824"},
+        {U "'max_response_bytes': 1073741825", "/tasks/0/max_response_bytes",
+         "must be between 1 and 1073741824"},
+        {U "'max_response_bytes': '1'", "/tasks/0/max_response_bytes", "must be an integer"},
+        {U "'follow_redirects': 'yes'", "/tasks/0/follow_redirects", "must be a boolean"},
+        {U "'response_var': 'a b'", "/tasks/0/response_var", "invalid var name 'a b'"},
+        {U "'response_var': 7", "/tasks/0/response_var", "must be a string"},
+        /* unknown members, and those of other types */
+        {U "'input': {}", "/tasks/0/input", "unknown field 'input'"},
+        {U "'path': '/x'", "/tasks/0/path", "unknown field 'path'"},
+        /* conn.* and secret.* need a connection */
+        {H "'url': 'https://x/{{conn.host}}'", "/tasks/0/url",
+         "{{conn.*}} needs the task's 'connection'"},
+        {U "'headers': {'A': 'x', 'Authorization': 'Bearer {{secret.token}}'}",
+         "/tasks/0/headers/Authorization", "{{secret.*}} needs the task's 'connection'"},
+        {U "'query': {'k': '{{secret.k}}'}", "/tasks/0/query/k",
+         "{{secret.*}} needs the task's 'connection'"},
+        {U "'body': {'a': [0, {'b': '{{secret.x}} and {{conn.y}}'}]}", "/tasks/0/body/a/1/b",
+         "{{secret.*}} needs the task's 'connection'"},
+        {U "'auth': {'type': 'bearer', 'token': '{{secret.t}}'}", "/tasks/0/auth/token",
+         "{{secret.*}} needs the task's 'connection'"},
+        {U "'auth': {'type': 'basic', 'username': 'u', 'password': '{{vars.p + secret.p}}'}",
+         "/tasks/0/auth/password", "{{secret.*}} needs the task's 'connection'"},
+        {U "'body': '{{vars[secret.k]}}'", "/tasks/0/body",
+         "{{secret.*}} needs the task's 'connection'"},
+    };
+    run_task_cases(cases, sizeof cases / sizeof cases[0], NULL);
+
+    /* conn and secret are request roots only: a case target or a set still refuses them */
+    expect_problem("{'name': 'x', 'tasks': [{'id': 'h', 'type': 'http', 'url': 'http://x', "
+                   "'connection': 'c'}, {'id': 's', 'type': 'set', "
+                   "'values': {'k': '{{secret.k}}'}}]}",
+                   "/tasks/1/values/k",
+                   "{{secret.*}} may appear only in request fields of http and connector tasks");
+    /* with a connection, they are fine; roots other than the request's are still checked */
+    expect_task_ok(U "'connection': 'c', 'headers': {'Authorization': 'Bearer {{secret.t}}'}, "
+                     "'query': {'u': '{{conn.user}}'}");
+    expect_task_problem(U "'connection': 'c', 'body': '{{nope.x}}'", "/tasks/0/body",
+                        "unknown name 'nope'");
+    /* a templated URL without a literal scheme is checked when it is rendered */
+    expect_task_ok(H "'url': '{{vars.base}}/x'");
+    expect_task_ok(H "'url': 'HTTPS://EXAMPLE.COM'");
+    /* several problems at once */
+    char *s = one_task(U "'method': 'X', 'timeout_ms': 0, 'follow_redirects': 1");
+    definition_t *def = NULL;
+    diags_t d = {0};
+    assert_int_equal(load_q(s, NULL, NULL, &def, &d), BR_EINVALID_DEFINITION);
+    assert_int_equal(d.n, 3);
+    diags_deinit(&d);
+    free(s);
+}
+
+#undef H
+#undef U
+
+/* ---- connector tasks ------------------------------------------------------------------- */
+
+/* A registry that knows connector "billing" at versions 1 and 2, and two connections. */
+static const char *const billing_docs[] = {
+    "{'slug': 'billing', 'base_url': 'https://billing.example', 'secrets': ['api_key'], "
+    " 'auth': {'type': 'bearer', 'token': '{{secret.api_key}}'}, "
+    " 'operations': {'create_invoice': {'method': 'POST', 'path': '/invoices', "
+    "   'inputs': {'lines': {'type': 'array', 'required': true}}, "
+    "   'body': {'lines': '{{input.lines}}'}}}}",
+    "{'slug': 'billing', 'base_url': 'https://billing.example', 'secrets': ['api_key'], "
+    " 'auth': {'type': 'bearer', 'token': '{{secret.api_key}}'}, "
+    " 'operations': {"
+    "  'create_invoice': {'method': 'POST', 'path': '/invoices', "
+    "   'inputs': {'lines': {'type': 'array', 'required': true}, "
+    "              'note': {'type': 'string'}, 'currency': {'type': 'string', 'default': 'EUR'}}, "
+    "   'body': {'lines': '{{input.lines}}', 'note': '{{input.note}}'}, "
+    "   'outputs': {'invoice_id': 'body.id'}},"
+    "  'ping': {'path': '/ping'}}}",
+};
+static connector_t *billing[2];
+
+static int load_connectors(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        char *text = doc(billing_docs[i]);
+        diags_t d = {0};
+        if (connector_load(text, strlen(text), "billing", NULL, &billing[i], &d) != 0)
+            dump_diags(&d);
+        diags_deinit(&d);
+        free(text);
+        if (!billing[i])
+            return -1;
+        billing[i]->version = i + 1;
+    }
+    return 0;
+}
+
+static int free_connectors(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++)
+        connector_free(billing[i]);
+    return 0;
+}
+
+static const connector_t *fake_connector_get(void *ctx, const char *slug, int version)
+{
+    (void)ctx;
+    if (strcmp(slug, "billing") != 0 || version < 0 || version > 2)
+        return NULL;
+    return billing[version == 0 ? 1 : version - 1];
+}
+
+static char *fake_connection_connector(void *ctx, const char *id)
+{
+    (void)ctx;
+    if (strcmp(id, "billing-prod") == 0)
+        return xstrdup("billing");
+    if (strcmp(id, "mail-prod") == 0)
+        return xstrdup("mail");
+    return NULL;
+}
+
+static const definition_resolver_t registry = {
+    .integration_exists = exists_known,
+    .connector_get = fake_connector_get,
+    .connection_connector = fake_connection_connector,
+};
+
+#define K "'type': 'connector', 'connector': 'billing', 'connection': 'billing-prod', "
+
+static void test_definition_connector_every_field(void **state)
+{
+    (void)state;
+    /* without a registry the version must be given, and nothing is looked up */
+    char *s = one_task(K "'version': 1, 'operation': 'anything', "
+                         "'input': {'lines': '{{vars.lines}}', 'extra': 1}, "
+                         "'output': {'id': 'body.id', 'st': 'status', 'all': '', "
+                         "'etag': 'headers.etag', 'first': 'body.items[0].id'}, "
+                         "'timeout_ms': 20000, 'retry': {'max_attempts': 2}, "
+                         "'cases': {'409': 'end'}, 'next': 'end'");
+    definition_t *def = expect_ok(s);
+    free(s);
+    const task_t *t = &def->tasks[0];
+    assert_int_equal(t->type, TASK_CONNECTOR);
+    const connector_task_t *k = &t->u.connector;
+    assert_string_equal(k->connector, "billing");
+    assert_int_equal(k->version, 1);
+    assert_string_equal(k->operation, "anything");
+    assert_string_equal(k->connection, "billing-prod");
+    assert_non_null(k->input);
+    assert_int_equal(k->n_outputs, 5);
+    assert_string_equal(k->outputs[0].var, "id");
+    assert_string_equal(k->outputs[0].path, "body.id");
+    assert_string_equal(k->outputs[2].path, "");
+    assert_int_equal(t->timeout_ms, 20000);
+    assert_int_equal(t->retry.max_attempts, 2);
+    assert_true(def->roots_used & TMPL_VARS);
+    definition_free(def);
+
+    /* defaults */
+    s = one_task(K "'version': 3, 'operation': 'op'");
+    def = expect_ok(s);
+    free(s);
+    k = &def->tasks[0].u.connector;
+    assert_null(k->input);
+    assert_int_equal(k->n_outputs, 0);
+    assert_int_equal(def->tasks[0].timeout_ms, HTTP_DEFAULT_TIMEOUT_MS);
+    definition_free(def);
+}
+
+static void test_definition_connector_refusals(void **state)
+{
+    (void)state;
+    static const task_case_t cases[] = {
+        {"'type': 'connector', 'version': 1, 'operation': 'o', 'connection': 'c'",
+         "/tasks/0/connector", "required field 'connector' is missing"},
+        {"'type': 'connector', 'connector': 'Billing', 'version': 1, 'operation': 'o', "
+         "'connection': 'c'",
+         "/tasks/0/connector", "invalid connector slug 'Billing'"},
+        {"'type': 'connector', 'connector': 'bill.ing', 'version': 1, 'operation': 'o', "
+         "'connection': 'c'",
+         "/tasks/0/connector", "must match ^[a-z0-9][a-z0-9_-]*$"},
+        {K "'version': 1", "/tasks/0/operation", "required field 'operation' is missing"},
+        {K "'version': 1, 'operation': 'a-b'", "/tasks/0/operation",
+         "invalid operation name 'a-b'"},
+        {K "'version': 0, 'operation': 'o'", "/tasks/0/version", "must be between 1 and"},
+        {K "'version': '1', 'operation': 'o'", "/tasks/0/version", "must be an integer"},
+        {"'type': 'connector', 'connector': 'billing', 'version': 1, 'operation': 'o'",
+         "/tasks/0/connection", "required field 'connection' is missing"},
+        {"'type': 'connector', 'connector': 'billing', 'version': 1, 'operation': 'o', "
+         "'connection': '{{vars.c}}'",
+         "/tasks/0/connection", "invalid connection id '{{vars.c}}'"},
+        {K "'version': 1, 'operation': 'o', 'input': []", "/tasks/0/input",
+         "must be an object: input name -> template"},
+        {K "'version': 1, 'operation': 'o', 'input': {'a b': 1}", "/tasks/0/input/a b",
+         "invalid input name 'a b'"},
+        {K "'version': 1, 'operation': 'o', 'input': {'k': '{{secret.k}}'}", "/tasks/0/input/k",
+         "{{secret.*}} may appear only in request fields of http and connector tasks"},
+        {K "'version': 1, 'operation': 'o', 'input': {'k': '{{conn.k}}'}", "/tasks/0/input/k",
+         "{{conn.*}} may appear only in request fields"},
+        {K "'version': 1, 'operation': 'o', 'output': []", "/tasks/0/output", "must be an object"},
+        {K "'version': 1, 'operation': 'o', 'output': {'id': 'id'}", "/tasks/0/output/id",
+         "invalid path 'id': a response is {status, headers, body}"},
+        {K "'version': 1, 'operation': 'o', 'output': {'id': 'bodyx'}", "/tasks/0/output/id",
+         "invalid path 'bodyx'"},
+        {K "'version': 1, 'operation': 'o', 'output': {'id': 3}", "/tasks/0/output/id",
+         "must be a string: a path in the response"},
+        {K "'version': 1, 'operation': 'o', 'output': {'a b': 'body'}", "/tasks/0/output/a b",
+         "invalid var name 'a b'"},
+        {K "'version': 1, 'operation': 'o', 'output': {'x': 'body..a'}", "/tasks/0/output/x",
+         "invalid path 'body..a'"},
+        {K "'version': 1, 'operation': 'o', 'timeout_ms': 60001", "/tasks/0/timeout_ms",
+         "must be between 1 and 60000"},
+        {K "'version': 1, 'operation': 'o', 'url': 'http://x'", "/tasks/0/url",
+         "unknown field 'url'"},
+        {K "'version': 1, 'operation': 'o', 'payload': {}", "/tasks/0/payload",
+         "unknown field 'payload'"},
+        /* without a registry, a version cannot be filled in */
+        {K "'operation': 'o'", "/tasks/0/version",
+         "version is required when connectors cannot be looked up"},
+    };
+    run_task_cases(cases, sizeof cases / sizeof cases[0], NULL);
+}
+
+static void test_definition_connector_pinning(void **state)
+{
+    (void)state;
+    /* a missing version is filled with the latest, in the task and in the stored document,
+     * without touching the caller's document */
+    json_t *j = json_loads("{\"name\": \"x\", \"tasks\": [{\"id\": \"f\", \"type\": \"fail\", "
+                           "\"code\": \"c\"}, {\"id\": \"b\", \"type\": \"connector\", "
+                           "\"connector\": \"billing\", \"operation\": \"create_invoice\", "
+                           "\"connection\": \"billing-prod\", "
+                           "\"input\": {\"lines\": \"{{vars.lines}}\"}}]}",
+                           0, NULL);
+    assert_non_null(j);
+    definition_t *def = NULL;
+    diags_t d = {0};
+    int rc = definition_compile(j, &registry, NULL, &def, &d);
+    if (rc)
+        dump_diags(&d);
+    assert_int_equal(rc, 0);
+    assert_int_equal(def->tasks[1].u.connector.version, 2);
+    assert_null(json_object_get(json_array_get(json_object_get(j, "tasks"), 1), "version"));
+    assert_ptr_not_equal(def->doc, j);
+    json_t *pinned = json_array_get(json_object_get(def->doc, "tasks"), 1);
+    assert_int_equal(json_integer_value(json_object_get(pinned, "version")), 2);
+    assert_non_null(strstr(def->canonical, "\"connector\":\"billing\""));
+    assert_non_null(strstr(def->canonical, "\"type\":\"connector\",\"version\":2}"));
+    /* republishing the pinned text is the same document */
+    definition_t *again = NULL;
+    assert_int_equal(
+        definition_load(def->canonical, strlen(def->canonical), NULL, NULL, &registry, &again, &d),
+        0);
+    assert_string_equal(again->canonical, def->canonical);
+    assert_int_equal(again->tasks[1].u.connector.version, 2);
+    definition_free(again);
+    definition_free(def);
+    json_decref(j);
+    diags_deinit(&d);
+
+    /* an explicit version stays; a document without connector tasks is shared, not copied */
+    char *s = one_task(K "'version': 1, 'operation': 'create_invoice', "
+                         "'input': {'lines': []}");
+    def = expect_ok_r(s, &registry);
+    free(s);
+    assert_int_equal(def->tasks[0].u.connector.version, 1);
+    assert_null(strstr(def->canonical, "\"version\":2"));
+    definition_free(def);
+
+    /* a connection nobody has created yet is checked at run time */
+    s = one_task("'type': 'connector', 'connector': 'billing', 'connection': 'later', "
+                 "'operation': 'ping'");
+    def = expect_ok_r(s, &registry);
+    free(s);
+    assert_int_equal(def->tasks[0].u.connector.version, 2);
+    definition_free(def);
+
+    /* optional and defaulted inputs need no mapping */
+    s = one_task(K "'operation': 'create_invoice', 'input': {'lines': [], 'note': 'n'}");
+    definition_free(expect_ok_r(s, &registry));
+    free(s);
+
+    static const task_case_t cases[] = {
+        {"'type': 'connector', 'connector': 'shipping', 'connection': 'c', 'operation': 'o'",
+         "/tasks/0/connector", "connector 'shipping' is not published"},
+        {"'type': 'connector', 'connector': 'shipping', 'version': 1, 'connection': 'c', "
+         "'operation': 'o'",
+         "/tasks/0/connector", "connector 'shipping' is not published"},
+        {K "'version': 3, 'operation': 'ping'", "/tasks/0/version",
+         "connector 'billing' has no version 3"},
+        {K "'operation': 'delete_all'", "/tasks/0/operation",
+         "connector 'billing' version 2 has no operation 'delete_all'"},
+        {K "'version': 1, 'operation': 'ping'", "/tasks/0/operation",
+         "connector 'billing' version 1 has no operation 'ping'"},
+        {K "'operation': 'create_invoice'", "/tasks/0/input",
+         "required input 'lines' of operation 'create_invoice' is not mapped"},
+        {K "'operation': 'create_invoice', 'input': {'note': 'x'}", "/tasks/0/input",
+         "required input 'lines' of operation 'create_invoice' is not mapped"},
+        {K "'operation': 'create_invoice', 'input': {'lines': [], 'colour': 'red'}",
+         "/tasks/0/input/colour",
+         "input 'colour' is not declared by operation 'create_invoice' of connector 'billing' "
+         "version 2"},
+        {K "'version': 1, 'operation': 'create_invoice', 'input': {'lines': [], 'note': 'x'}",
+         "/tasks/0/input/note", "input 'note' is not declared by operation 'create_invoice'"},
+        {"'type': 'connector', 'connector': 'billing', 'connection': 'mail-prod', "
+         "'operation': 'ping'",
+         "/tasks/0/connection",
+         "connection 'mail-prod' belongs to connector 'mail', not 'billing'"},
+    };
+    run_task_cases(cases, sizeof cases / sizeof cases[0], &registry);
+
+    /* an operation without declared inputs takes any input */
+    s = one_task(K "'operation': 'ping', 'input': {'anything': 1}");
+    definition_free(expect_ok_r(s, &registry));
+    free(s);
+}
+
+#undef K
+
 /* ---- many problems, and where they are ------------------------------------------------- */
 
 static void test_definition_reports_every_problem(void **state)
@@ -974,7 +1473,6 @@ static void test_definition_reports_every_problem(void **state)
         {"/name", "invalid name 'Bad Name'"},
         {"/inputs/n/default", "must be integer, got string"},
         {"/tasks/1/id", "duplicate task id 'a'"},
-        {"/tasks/0/type", "task type 'http' is not available in this version of braid"},
         {"/tasks/1/values", "must set at least one var"},
         {"/tasks/2/delay_ms", "delay_ms is only for async calls"},
         {"/tasks/3/next", "no task has the id 'nowhere'"},
@@ -1539,6 +2037,12 @@ int main(void)
         cmocka_unit_test(test_definition_rejects_bad_set_switch),
         cmocka_unit_test(test_definition_rejects_bad_await_fail),
         cmocka_unit_test(test_definition_template_problems),
+        cmocka_unit_test(test_definition_http_every_field),
+        cmocka_unit_test(test_definition_http_defaults),
+        cmocka_unit_test(test_definition_http_refusals),
+        cmocka_unit_test(test_definition_connector_every_field),
+        cmocka_unit_test(test_definition_connector_refusals),
+        cmocka_unit_test(test_definition_connector_pinning),
         cmocka_unit_test(test_definition_reports_every_problem),
         cmocka_unit_test(test_definition_caps_the_number_of_problems),
         cmocka_unit_test(test_definition_locates_syntax_errors),
@@ -1551,5 +2055,5 @@ int main(void)
         cmocka_unit_test(test_definition_glob_match),
         cmocka_unit_test(test_definition_diags_api),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, load_connectors, free_connectors);
 }

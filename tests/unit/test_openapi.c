@@ -328,6 +328,8 @@ static void test_openapi_mapping(void **state)
     assert_string_equal(out, "/integrations/{name}/versions/{version}");
     route_to_openapi_path("/runs/{id}/tree", out, sizeof out);
     assert_string_equal(out, "/runs/{id}/tree");
+    route_to_openapi_path("/connectors/{slug}/versions/{n}", out, sizeof out);
+    assert_string_equal(out, "/connectors/{slug}/versions/{version}");
     route_to_openapi_path("/healthz", out, sizeof out);
     assert_string_equal(out, "/healthz");
 }

@@ -150,6 +150,64 @@ static void test_router_permissions_per_role(void **state)
     assert_int_equal(role_parse(NULL), ROLE_NONE);
 }
 
+/* Connectors and connections (SPEC §5, §9): the routes match with their parameter, and each
+ * role may use exactly these. "viewer reads everything but secrets": it reads connections,
+ * whose answers never hold a secret value; an invoker has no business here at all. */
+static void test_router_connections_per_role(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *method, *path, *pattern, *p0, *p1;
+        bool admin, editor, viewer, invoker;
+    } cases[] = {
+        {"GET", "/connectors", "/connectors", "", "", 1, 1, 1, 0},
+        {"GET", "/connectors/billing", "/connectors/{slug}", "billing", "", 1, 1, 1, 0},
+        {"PUT", "/connectors/billing", "/connectors/{slug}", "billing", "", 1, 1, 0, 0},
+        {"GET", "/connectors/billing/versions", "/connectors/{slug}/versions", "billing", "", 1,
+         1, 1, 0},
+        {"GET", "/connectors/billing/versions/2", "/connectors/{slug}/versions/{n}", "billing",
+         "2", 1, 1, 1, 0},
+        /* A slug is one segment, so "versions" can be a slug like any other. */
+        {"GET", "/connectors/versions", "/connectors/{slug}", "versions", "", 1, 1, 1, 0},
+        {"GET", "/connections", "/connections", "", "", 1, 1, 1, 0},
+        {"GET", "/connections/billing-prod", "/connections/{id}", "billing-prod", "", 1, 1, 1, 0},
+        {"PUT", "/connections/billing-prod", "/connections/{id}", "billing-prod", "", 1, 1, 0, 0},
+        {"DELETE", "/connections/billing.prod_2", "/connections/{id}", "billing.prod_2", "", 1, 1,
+         0, 0},
+    };
+    const char *pat;
+    char p0[256], p1[256], allow[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        route_match_t m;
+        if (router_match(cases[i].method, cases[i].path, &m) != ROUTER_FOUND)
+            fail_msg("%s %s: no route", cases[i].method, cases[i].path);
+        assert_string_equal(m.route->pattern, cases[i].pattern);
+        assert_string_equal(m.params[0] ? m.params[0] : "", cases[i].p0);
+        assert_string_equal(m.params[1] ? m.params[1] : "", cases[i].p1);
+        const bool want[] = {[ROLE_NONE] = false,
+                             [ROLE_ADMIN] = cases[i].admin,
+                             [ROLE_EDITOR] = cases[i].editor,
+                             [ROLE_VIEWER] = cases[i].viewer,
+                             [ROLE_INVOKER] = cases[i].invoker};
+        for (role_t r = ROLE_NONE; r <= ROLE_INVOKER; r++)
+            if (router_role_allows(r, m.route->perm) != want[r])
+                fail_msg("%s %s, role %d: expected %s", cases[i].method, cases[i].path, r,
+                         want[r] ? "allowed" : "refused");
+        route_match_deinit(&m);
+    }
+    /* A slug or an id is exactly one segment; the methods a path has are named on a 405. */
+    assert_int_equal(match("GET", "/connectors/a/b", &pat, p0, p1, allow), ROUTER_NO_PATH);
+    assert_int_equal(match("GET", "/connections/a/b", &pat, p0, p1, allow), ROUTER_NO_PATH);
+    assert_int_equal(match("GET", "/connectors/billing/versions/1/x", &pat, p0, p1, allow),
+                     ROUTER_NO_PATH);
+    assert_int_equal(match("POST", "/connections/x", &pat, p0, p1, allow), ROUTER_NO_METHOD);
+    assert_string_equal(allow, "GET, PUT, DELETE");
+    assert_int_equal(match("DELETE", "/connectors/x", &pat, p0, p1, allow), ROUTER_NO_METHOD);
+    assert_string_equal(allow, "GET, PUT");
+    assert_int_equal(match("PUT", "/connections", &pat, p0, p1, allow), ROUTER_NO_METHOD);
+    assert_string_equal(allow, "GET");
+}
+
 static void test_router_table_is_consistent(void **state)
 {
     (void)state;
@@ -173,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_router_match_names_with_slashes),
         cmocka_unit_test(test_router_404_and_405),
         cmocka_unit_test(test_router_permissions_per_role),
+        cmocka_unit_test(test_router_connections_per_role),
         cmocka_unit_test(test_router_table_is_consistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

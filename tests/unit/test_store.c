@@ -195,7 +195,7 @@ static void test_store_schema_version(void **state)
     fx_t *f = *state;
     store_close(f->st); /* the last connection checkpoints the WAL into the file */
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 3); /* the schema this build writes */
+    assert_int_equal(read_user_version(f->dir), 4); /* the schema this build writes */
 
     /* A database from a newer braid is refused, not damaged. */
     char path[128];
@@ -341,7 +341,7 @@ static void test_store_migrate_from_v1(void **state)
     run_rec_free(r);
 
     /* The tables lost their NOT NULL constraints (only the steps key keeps them, implied). */
-    assert_int_equal(read_user_version(dir), 3);
+    assert_int_equal(read_user_version(dir), 4);
     char *runs = table_sql(dir, "runs"), *stepsql = table_sql(dir, "steps");
     assert_null(strstr(runs, "NOT NULL"));
     assert_non_null(strstr(runs, "cancel_requested INTEGER DEFAULT 0"));
@@ -1892,7 +1892,7 @@ static void test_store_token_migrate_from_v2(void **state)
     assert_int_equal(store_token_put(f->st, t, NULL), 0);
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 3);
+    assert_int_equal(read_user_version(f->dir), 4);
 
     assert_int_equal(open_store(f, 0), 0);
     token_rec_t *back = NULL;

@@ -357,6 +357,57 @@ static void test_template_roots_used(void **state)
     json_decref(src);
 }
 
+/* Collects template_root_refs calls as "pointer=key" lines ("pointer=*" for no key). */
+static void collect_ref(void *ctx, const char *pointer, const char *key, size_t len)
+{
+    json_t *out = ctx;
+    char line[256];
+    if (key)
+        snprintf(line, sizeof line, "%s=%.*s", pointer, (int)len, key);
+    else
+        snprintf(line, sizeof line, "%s=*", pointer);
+    json_array_append_new(out, json_string(line));
+}
+
+static void expect_refs(const char *tmpl, unsigned root, const char *want)
+{
+    json_t *src = parse(tmpl);
+    template_t *t = NULL;
+    assert_int_equal(template_compile(src, TMPL_ROOTS_REQUEST, &t, NULL), 0);
+    json_t *got = json_array();
+    template_root_refs(t, root, collect_ref, got);
+    json_t *w = parse(want);
+    if (!json_equal(got, w)) {
+        char *g = json_dumps(got, JSON_COMPACT);
+        fail_msg("%s: refs %s, wanted %s", tmpl, g, want);
+    }
+    json_decref(w);
+    json_decref(got);
+    template_free(t);
+    json_decref(src);
+}
+
+static void test_template_root_refs(void **state)
+{
+    (void)state;
+    /* every string that reads the root, with its pointer, in source order */
+    expect_refs("{\"a\": \"{{secret.k}}\", \"b\": [1, \"x {{secret.j}} {{vars.v}}\"], "
+                "\"c/d\": {\"e~\": \"{{secret['q.r'] | base64}}\"}}",
+                TMPL_SECRET, "[\"/a=k\", \"/b/1=j\", \"/c~1d/e~0=q.r\"]");
+    /* the root whole, an index, a computed member: no key */
+    expect_refs("\"{{secret}} {{secret[0]}} {{secret[vars.k]}}\"", TMPL_SECRET,
+                "[\"=*\", \"=*\", \"=*\"]");
+    /* paths inside operators, filters, conditions and computed segments */
+    expect_refs("\"{{vars[conn.a] + (conn.b | default:1) == (vars.x ? conn.c : !conn.d)}}\"",
+                TMPL_CONN, "[\"=a\", \"=b\", \"=c\", \"=d\"]");
+    /* other roots, constants and escapes report nothing */
+    expect_refs("{\"a\": \"{{vars.secret}}\", \"b\": \"\\\\{{secret.x}}\", \"c\": 1}", TMPL_SECRET,
+                "[]");
+    expect_refs("\"{{input.id}}\"", TMPL_INPUT, "[\"=id\"]");
+    /* a mask of more than one root asks for nothing */
+    expect_refs("\"{{secret.k}}\"", TMPL_SECRET | TMPL_CONN, "[]");
+}
+
 static void test_template_compile_error_names_expression_and_place(void **state)
 {
     (void)state;
@@ -687,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_template_is_constant),
         cmocka_unit_test(test_template_constant_renders_a_fresh_copy),
         cmocka_unit_test(test_template_roots_used),
+        cmocka_unit_test(test_template_root_refs),
         cmocka_unit_test(test_template_compile_error_names_expression_and_place),
         cmocka_unit_test(test_template_compile_error_at_top_level),
         cmocka_unit_test(test_template_render_error_names_expression),

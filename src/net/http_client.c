@@ -1,0 +1,561 @@
+/* http_client.c - outbound HTTP over one libcurl multi handle driven by one I/O thread.
+ *
+ * A caller builds a transfer, hands it to the I/O thread and sleeps on its own condition
+ * variable until the transfer is done; meanwhile it wakes every 50 ms to ask whether its run
+ * was cancelled or its deadline passed, and if so flags the transfer, which the I/O thread's
+ * progress callback then aborts. The multi handle owns the connection cache, so keep-alive
+ * connections are reused across runs and threads, and an idle connection costs a socket, not
+ * a thread.
+ *
+ * Security lives in three places: the open-socket callback (every address dialled, each hop,
+ * goes through the guard; a refused one never gets a socket), the protocol lists (http and
+ * https only, redirects included) and the proxy settings (environment proxies are never
+ * used, so no request can be steered through one).
+ */
+#include "net/http_client.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/xalloc.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define USER_AGENT "braid/0.1"
+#define POLL_SLICE_MS 50
+#define POOL_MAX 64 /* easy handles kept for reuse */
+
+typedef struct xfer xfer_t;
+
+struct http_client {
+    http_client_config_t cfg;
+    guard_t *guard;
+    CURLM *multi;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    xfer_t *pending; /* under mu: handed over, not yet added to the multi handle */
+    bool stop;       /* under mu */
+    CURL *pool[POOL_MAX]; /* under mu: reset easy handles ready for reuse */
+    int n_pool;
+};
+
+struct xfer {
+    http_client_t *client;
+    CURL *easy;
+    const http_request_t *req;
+    http_response_t *resp;
+    buf_t body;
+    bool too_large;
+    bool blocked;
+    char blocked_why[192];
+    atomic_int abort_code; /* set by the caller: a BR_E* code to abandon with */
+    /* under client->mu */
+    bool done;
+    CURLcode result;
+    pthread_cond_t cv;
+    xfer_t *next;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- callbacks (on the I/O thread) ---------------------------------------------------------- */
+
+/* Every socket libcurl wants for a connection passes here with the resolved address. */
+static curl_socket_t open_socket(void *p, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    xfer_t *x = p;
+    (void)purpose;
+    char why[160];
+    if (guard_check(x->client->guard, &a->addr, a->addrlen, why, sizeof why) != 0) {
+        if (!x->blocked) {
+            x->blocked = true;
+            snprintf(x->blocked_why, sizeof x->blocked_why, "%s", why);
+        }
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *p)
+{
+    xfer_t *x = p;
+    size_t len = size * n;
+    if (x->body.len + len > x->req->max_response_bytes) {
+        x->too_large = true;
+        return 0; /* a short count makes libcurl stop with CURLE_WRITE_ERROR */
+    }
+    buf_append(&x->body, data, len);
+    return len;
+}
+
+/* Header lines of every hop arrive here; a new status line starts a new set, so the response
+ * keeps the last hop's headers only. */
+static size_t on_header(char *data, size_t size, size_t n, void *p)
+{
+    xfer_t *x = p;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        json_object_clear(x->resp->headers);
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (!colon || colon == data)
+        return len;
+    size_t name_len = (size_t)(colon - data);
+    if (name_len > 256)
+        return len;
+    char name[257];
+    for (size_t i = 0; i < name_len; i++)
+        name[i] = (char)tolower((unsigned char)data[i]);
+    name[name_len] = '\0';
+    const char *v = colon + 1, *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    json_t *value = json_stringn(v, (size_t)(end - v));
+    if (!value)
+        return len; /* not UTF-8: a header we cannot show faithfully is left out */
+    json_t *old = json_object_get(x->resp->headers, name);
+    if (old && json_is_string(old)) {
+        buf_t joined = {0};
+        buf_printf(&joined, "%s, %s", json_string_value(old), json_string_value(value));
+        json_decref(value);
+        value = json_stringn(joined.data, joined.len);
+        buf_deinit(&joined);
+    }
+    if (value && json_is_object(x->resp->headers))
+        json_object_set_new(x->resp->headers, name, value);
+    return len;
+}
+
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    xfer_t *x = p;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return atomic_load(&x->abort_code) != 0;
+}
+
+/* ---- the I/O thread ------------------------------------------------------------------------- */
+
+static void finish(http_client_t *c, CURL *easy, CURLcode result)
+{
+    xfer_t *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    curl_multi_remove_handle(c->multi, easy);
+    pthread_mutex_lock(&c->mu);
+    x->result = result;
+    x->done = true;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void *io_main(void *p)
+{
+    http_client_t *c = p;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        bool stop = c->stop;
+        xfer_t *add = c->pending;
+        c->pending = NULL;
+        pthread_mutex_unlock(&c->mu);
+        for (xfer_t *x = add, *next; x; x = next) {
+            next = x->next;
+            CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+            if (mc != CURLM_OK) {
+                pthread_mutex_lock(&c->mu);
+                x->result = CURLE_OUT_OF_MEMORY;
+                x->done = true;
+                pthread_cond_signal(&x->cv);
+                pthread_mutex_unlock(&c->mu);
+            }
+        }
+        int running = 0;
+        curl_multi_perform(c->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(c->multi, &left)))
+            if (msg->msg == CURLMSG_DONE)
+                finish(c, msg->easy_handle, msg->data.result);
+        if (stop && running == 0)
+            return NULL;
+        curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+    }
+}
+
+/* ---- the client ----------------------------------------------------------------------------- */
+
+int http_client_new(const http_client_config_t *cfg, guard_t *guard, http_client_t **out,
+                    err_t *err)
+{
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        guard_free(guard);
+        return err_set(err, BR_EINTERNAL, "libcurl cannot start: %s",
+                       curl_easy_strerror(global_rc));
+    }
+    http_client_t *c = XNEW(http_client_t);
+    c->cfg = *cfg;
+    c->guard = guard;
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        guard_free(guard);
+        free(c);
+        return err_set(err, BR_EINTERNAL, "libcurl cannot create its multi handle");
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+                      (long)(cfg->max_idle_connections > 0 ? cfg->max_idle_connections : 64));
+    pthread_mutex_init(&c->mu, NULL);
+    if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
+        curl_multi_cleanup(c->multi);
+        pthread_mutex_destroy(&c->mu);
+        guard_free(guard);
+        free(c);
+        return err_set(err, BR_EINTERNAL, "cannot start the outbound I/O thread");
+    }
+    *out = c;
+    return 0;
+}
+
+void http_client_free(http_client_t *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_mutex_unlock(&c->mu);
+    curl_multi_wakeup(c->multi);
+    pthread_join(c->thread, NULL);
+    for (int i = 0; i < c->n_pool; i++)
+        curl_easy_cleanup(c->pool[i]);
+    curl_multi_cleanup(c->multi);
+    pthread_mutex_destroy(&c->mu);
+    guard_free(c->guard);
+    free(c);
+}
+
+static CURL *easy_take(http_client_t *c)
+{
+    CURL *e = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->n_pool > 0)
+        e = c->pool[--c->n_pool];
+    pthread_mutex_unlock(&c->mu);
+    return e ? e : curl_easy_init();
+}
+
+static void easy_give(http_client_t *c, CURL *e)
+{
+    curl_easy_reset(e);
+    pthread_mutex_lock(&c->mu);
+    if (c->n_pool < POOL_MAX) {
+        c->pool[c->n_pool++] = e;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (e)
+        curl_easy_cleanup(e);
+}
+
+/* ---- one request ---------------------------------------------------------------------------- */
+
+static bool header_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s <= ' ' || *s >= 127 || strchr("()<>@,;:\\\"/[]?={}", *s))
+            return false;
+    return true;
+}
+
+static bool header_value_ok(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n' || *s == '\0')
+            return false;
+    return true;
+}
+
+/* The curl header list for REQ: the caller's headers, then defaults the caller did not set. */
+static int build_headers(const http_request_t *req, struct curl_slist **out, err_t *err)
+{
+    struct curl_slist *list = NULL;
+    buf_t line = {0};
+    bool has_ct = false;
+    for (int i = 0; i < req->n_headers; i++) {
+        const http_header_t *h = &req->headers[i];
+        if (!header_name_ok(h->name) || !header_value_ok(h->value)) {
+            curl_slist_free_all(list);
+            buf_deinit(&line);
+            return err_set(err, BR_EINPUT_INVALID,
+                           "header '%.64s' is not valid: names are HTTP tokens and values may "
+                           "not hold line breaks",
+                           header_name_ok(h->name) ? h->name : "(invalid name)");
+        }
+        if (strcasecmp(h->name, "content-type") == 0)
+            has_ct = true;
+        buf_reset(&line);
+        /* "Name;" is libcurl's way of sending a header with an empty value. */
+        if (*h->value)
+            buf_printf(&line, "%s: %s", h->name, h->value);
+        else
+            buf_printf(&line, "%s;", h->name);
+        list = curl_slist_append(list, line.data);
+    }
+    if (req->body && !has_ct)
+        list = curl_slist_append(list, "Content-Type: application/octet-stream");
+    list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
+    buf_wipe(&line);
+    *out = list;
+    return 0;
+}
+
+/* Header lines may hold credentials: wipe them before they go back to the allocator. */
+static void free_headers(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l; l = l->next)
+        explicit_bzero(l->data, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
+static void set_method(CURL *e, const http_request_t *req)
+{
+    const char *m = req->method ? req->method : "GET";
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    if (req->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+    }
+    if (strcmp(m, "GET") == 0 && !req->body)
+        return;
+    if (strcmp(m, "POST") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    else if (!req->body)
+        curl_easy_setopt(e, CURLOPT_POST, 1L), curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+}
+
+static void configure(http_client_t *c, xfer_t *x, struct curl_slist *headers)
+{
+    CURL *e = x->easy;
+    const http_request_t *req = x->req;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PROXY, "");   /* never a proxy, whatever the environment says */
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* decoded bytes count against the cap */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_response_bytes);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : 10000;
+    int64_t connect = c->cfg.connect_timeout_ms > 0 && c->cfg.connect_timeout_ms < timeout
+                          ? c->cfg.connect_timeout_ms
+                          : timeout;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect);
+    if (c->cfg.low_speed_bytes > 0 && c->cfg.low_speed_ms > 0) {
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)c->cfg.low_speed_bytes);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((c->cfg.low_speed_ms + 999) / 1000));
+    }
+    if (req->username) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, req->password ? req->password : "");
+    }
+    set_method(e, req);
+}
+
+/* Turn a finished transfer's result into our error codes. */
+static int result_error(xfer_t *x, CURLcode rc, err_t *err)
+{
+    int stop = atomic_load(&x->abort_code);
+    if (rc == CURLE_OK)
+        return 0;
+    if (x->blocked)
+        return err_set(err, BR_EBLOCKED, "the address guard refused the connection: %s",
+                       x->blocked_why);
+    if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        return err_set(err, BR_ERESPONSE_TOO_LARGE,
+                       "the response passed max_response_bytes (%zu bytes)",
+                       x->req->max_response_bytes);
+    if (rc == CURLE_ABORTED_BY_CALLBACK && stop)
+        return err_set(err, stop, stop == BR_ECANCELLED ? "the request was cancelled"
+                                                        : "the request passed its deadline");
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return err_set(err, BR_ETIMEOUT, "the request timed out: %s", curl_easy_strerror(rc));
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return err_set(err, BR_EBLOCKED, "only http and https may be called (a redirect led "
+                                         "elsewhere)");
+    case CURLE_TOO_MANY_REDIRECTS:
+        return err_set(err, BR_ENETWORK, "more than 5 redirects");
+    case CURLE_URL_MALFORMAT:
+        return err_set(err, BR_EINPUT_INVALID, "the URL is not valid");
+    default:
+        return err_set(err, BR_ENETWORK, "the request failed: %s", curl_easy_strerror(rc));
+    }
+}
+
+int http_perform(http_client_t *c, const http_request_t *req, http_response_t *resp, err_t *err)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->headers = json_object();
+    struct curl_slist *headers = NULL;
+    int rc = build_headers(req, &headers, err);
+    if (rc < 0)
+        return rc;
+    xfer_t x = {.client = c, .req = req, .resp = resp};
+    x.easy = easy_take(c);
+    if (!x.easy) {
+        free_headers(headers);
+        return err_set(err, BR_EINTERNAL, "libcurl cannot create a handle");
+    }
+    pthread_cond_init(&x.cv, NULL);
+    configure(c, &x, headers);
+
+    pthread_mutex_lock(&c->mu);
+    x.next = c->pending;
+    c->pending = &x;
+    pthread_mutex_unlock(&c->mu);
+    curl_multi_wakeup(c->multi);
+
+    pthread_mutex_lock(&c->mu);
+    while (!x.done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += POLL_SLICE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&x.cv, &c->mu, &ts);
+        if (!x.done && req->should_stop && !atomic_load(&x.abort_code)) {
+            int stop = req->should_stop(req->stop_ctx);
+            if (stop) {
+                atomic_store(&x.abort_code, stop);
+                pthread_mutex_unlock(&c->mu);
+                curl_multi_wakeup(c->multi);
+                pthread_mutex_lock(&c->mu);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+
+    long status = 0, redirects = 0;
+    curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x.easy, CURLINFO_REDIRECT_COUNT, &redirects);
+    char *ct = NULL;
+    if (curl_easy_getinfo(x.easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+        resp->content_type = xstrdup(ct);
+    resp->status = status;
+    resp->redirects = (int)redirects;
+    rc = result_error(&x, x.result, err);
+    if (rc == 0) {
+        buf_append(&x.body, "", 0);
+        resp->body_len = x.body.len;
+        resp->body = buf_steal(&x.body);
+    }
+    buf_deinit(&x.body);
+    pthread_cond_destroy(&x.cv);
+    easy_give(c, x.easy);
+    free_headers(headers);
+    return rc;
+}
+
+void http_response_deinit(http_response_t *resp)
+{
+    json_decref(resp->headers);
+    free(resp->body);
+    free(resp->content_type);
+    memset(resp, 0, sizeof *resp);
+}
+
+/* ---- URLs ----------------------------------------------------------------------------------- */
+
+char *http_url_with_query(const char *url, const json_t *query, err_t *err)
+{
+    pthread_once(&global_once, global_init);
+    CURLU *u = curl_url();
+    if (!u) {
+        err_set(err, BR_EINTERNAL, "out of memory");
+        return NULL;
+    }
+    char *scheme = NULL, *out = NULL;
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    if (uc != CURLUE_OK) {
+        err_set(err, BR_EINPUT_INVALID, "'%.200s' is not a valid URL: %s", url,
+                curl_url_strerror(uc));
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        err_set(err, BR_EBLOCKED, "only http and https URLs may be called, not '%.32s:'",
+                scheme ? scheme : "?");
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)query, key, v)
+    {
+        buf_t pair = {0};
+        buf_printf(&pair, "%s=", key);
+        if (json_is_string(v))
+            buf_append(&pair, json_string_value(v), json_string_length(v));
+        else if (!json_is_null(v)) {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            buf_puts(&pair, text ? text : "");
+            free(text);
+        }
+        buf_append(&pair, "", 0);
+        uc = curl_url_set(u, CURLUPART_QUERY, pair.data, CURLU_APPENDQUERY | CURLU_URLENCODE);
+        buf_wipe(&pair);
+        if (uc != CURLUE_OK) {
+            err_set(err, BR_EINPUT_INVALID, "query parameter '%.64s' cannot be added: %s", key,
+                    curl_url_strerror(uc));
+            goto out;
+        }
+    }
+    char *text = NULL;
+    if (curl_url_get(u, CURLUPART_URL, &text, 0) != CURLUE_OK) {
+        err_set(err, BR_EINPUT_INVALID, "'%.200s' is not a valid URL", url);
+        goto out;
+    }
+    out = xstrdup(text);
+    explicit_bzero(text, strlen(text));
+    curl_free(text);
+out:
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return out;
+}

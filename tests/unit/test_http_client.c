@@ -1,0 +1,356 @@
+/* test_http_client.c - the outbound client against a small upstream in this process, on
+ * 127.0.0.1 only: responses, headers, caps, timeouts, cancellation, redirects, and the guard
+ * refusing before any connection is made (the upstream counts what it accepted). */
+#include "core/clock.h"
+#include "net/http_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+/* ---- a tiny upstream ------------------------------------------------------------------------ */
+
+static int listen_fd = -1;
+static int port;
+static atomic_int accepted;
+static pthread_t upstream;
+static char last_request[8192];
+static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void answer(int fd, const char *req)
+{
+    char path[256] = "";
+    sscanf(req, "%*s %255s", path);
+    char head[1024];
+    if (strncmp(path, "/ok", 3) == 0) {
+        const char *body = "{\"hello\": \"world\"}";
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Twice: a\r\n"
+                 "X-Twice: b\r\nContent-Length: %zu\r\n\r\n",
+                 strlen(body));
+        send_all(fd, head, strlen(head));
+        send_all(fd, body, strlen(body));
+    } else if (strncmp(path, "/big", 4) == 0) {
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+        send_all(fd, head, strlen(head));
+        char chunk[1000];
+        memset(chunk, 'x', sizeof chunk);
+        for (int i = 0; i < 100; i++)
+            send_all(fd, chunk, sizeof chunk);
+    } else if (strncmp(path, "/stream", 7) == 0) {
+        /* No Content-Length: the cap must be counted as bytes arrive. */
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        send_all(fd, head, strlen(head));
+        char chunk[1000];
+        memset(chunk, 'y', sizeof chunk);
+        for (int i = 0; i < 100; i++)
+            send_all(fd, chunk, sizeof chunk);
+    } else if (strncmp(path, "/slow", 5) == 0) {
+        clock_sleep_ms(3000);
+        snprintf(head, sizeof head, "HTTP/1.1 204 No Content\r\n\r\n");
+        send_all(fd, head, strlen(head));
+    } else if (strncmp(path, "/to-blocked", 11) == 0) {
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:%d/ok\r\nContent-Length: "
+                 "0\r\n\r\n",
+                 port);
+        send_all(fd, head, strlen(head));
+    } else if (strncmp(path, "/to-file", 8) == 0) {
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n");
+        send_all(fd, head, strlen(head));
+    } else if (strncmp(path, "/hop", 4) == 0) {
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 301 Moved\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n");
+        send_all(fd, head, strlen(head));
+    } else {
+        snprintf(head, sizeof head, "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno");
+        send_all(fd, head, strlen(head));
+    }
+}
+
+static void *upstream_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        atomic_fetch_add(&accepted, 1);
+        /* One request per connection is enough here; keep-alive is the client's business. */
+        char req[8192];
+        size_t n = 0;
+        while (n < sizeof req - 1) {
+            ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            req[n] = '\0';
+            char *end = strstr(req, "\r\n\r\n");
+            if (!end)
+                continue;
+            char *cl = strcasestr(req, "content-length:");
+            size_t want = cl ? (size_t)atol(cl + 15) : 0;
+            if (n >= (size_t)(end + 4 - req) + want)
+                break;
+        }
+        req[n] = '\0';
+        pthread_mutex_lock(&last_mu);
+        memcpy(last_request, req, n + 1);
+        pthread_mutex_unlock(&last_mu);
+        answer(fd, req);
+        shutdown(fd, SHUT_WR);
+        close(fd);
+    }
+}
+
+static int start_upstream(void **state)
+{
+    (void)state;
+    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(listen_fd, 64) != 0)
+        return -1;
+    socklen_t len = sizeof a;
+    getsockname(listen_fd, (struct sockaddr *)&a, &len);
+    port = ntohs(a.sin_port);
+    return pthread_create(&upstream, NULL, upstream_main, NULL);
+}
+
+static int stop_upstream(void **state)
+{
+    (void)state;
+    shutdown(listen_fd, SHUT_RDWR);
+    close(listen_fd);
+    pthread_join(upstream, NULL);
+    return 0;
+}
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static http_client_t *client(bool allow_loopback)
+{
+    guard_t *g = guard_new();
+    if (allow_loopback)
+        assert_int_equal(guard_allow_cidr(g, "127.0.0.1/32", NULL), 0);
+    http_client_config_t cfg = {.connect_timeout_ms = 2000, .max_idle_connections = 8};
+    http_client_t *c = NULL;
+    assert_int_equal(http_client_new(&cfg, g, &c, NULL), 0);
+    return c;
+}
+
+static char *url(const char *path)
+{
+    static char u[128];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d%s", port, path);
+    return u;
+}
+
+static int get(http_client_t *c, const char *u, size_t cap, int64_t timeout, http_response_t *resp,
+               err_t *err)
+{
+    http_request_t req = {.method = "GET", .url = u, .timeout_ms = timeout,
+                          .max_response_bytes = cap, .follow_redirects = true};
+    return http_perform(c, &req, resp, err);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+static void test_get_json(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_response_t resp;
+    err_t err = {0};
+    assert_int_equal(get(c, url("/ok"), 1 << 20, 5000, &resp, &err), 0);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.body, "{\"hello\": \"world\"}");
+    assert_string_equal(resp.content_type, "application/json");
+    assert_string_equal(json_string_value(json_object_get(resp.headers, "x-twice")), "a, b");
+    http_response_deinit(&resp);
+    http_client_free(c);
+}
+
+static void test_post_body_and_headers(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_header_t h[] = {{"X-Api-Key", "k123"}, {"Content-Type", "application/json"}};
+    http_request_t req = {.method = "POST", .url = url("/ok"), .headers = h, .n_headers = 2,
+                          .body = "{\"a\":1}", .body_len = 7, .timeout_ms = 5000,
+                          .max_response_bytes = 1 << 20, .username = "u", .password = "p"};
+    http_response_t resp;
+    assert_int_equal(http_perform(c, &req, &resp, NULL), 0);
+    pthread_mutex_lock(&last_mu);
+    assert_non_null(strstr(last_request, "POST /ok HTTP/1.1"));
+    assert_non_null(strstr(last_request, "X-Api-Key: k123"));
+    assert_non_null(strstr(last_request, "Authorization: Basic dTpw")); /* u:p */
+    assert_non_null(strstr(last_request, "\r\n\r\n{\"a\":1}"));
+    assert_null(strstr(last_request, "Expect:"));
+    pthread_mutex_unlock(&last_mu);
+    http_response_deinit(&resp);
+
+    http_header_t bad[] = {{"X-Evil", "a\r\nInjected: 1"}};
+    req.headers = bad;
+    req.n_headers = 1;
+    err_t err = {0};
+    assert_int_equal(http_perform(c, &req, &resp, &err), BR_EINPUT_INVALID);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    http_client_free(c);
+}
+
+static void test_guard_refuses_before_connecting(void **state)
+{
+    (void)state;
+    http_client_t *c = client(false);
+    int before = atomic_load(&accepted);
+    const char *hosts[] = {"127.0.0.1", "2130706433", "0x7f000001", "127.1", "localhost",
+                           "[::ffff:127.0.0.1]", "user@127.0.0.1"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char u[128];
+        snprintf(u, sizeof u, "http://%s:%d/ok", hosts[i], port);
+        http_response_t resp;
+        err_t err = {0};
+        assert_int_equal(get(c, u, 1 << 20, 3000, &resp, &err), BR_EBLOCKED);
+        assert_non_null(strstr(err.msg, "address guard"));
+        assert_int_equal(resp.status, 0);
+        http_response_deinit(&resp);
+        err_clear(&err);
+    }
+    assert_int_equal(atomic_load(&accepted), before);
+    http_client_free(c);
+}
+
+static void test_redirects(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_response_t resp;
+    err_t err = {0};
+    assert_int_equal(get(c, url("/hop"), 1 << 20, 5000, &resp, &err), 0);
+    assert_int_equal(resp.status, 200);
+    assert_int_equal(resp.redirects, 1);
+    http_response_deinit(&resp);
+
+    /* 127.0.0.2 is loopback too, but only 127.0.0.1/32 is allowed. */
+    assert_int_equal(get(c, url("/to-blocked"), 1 << 20, 5000, &resp, &err), BR_EBLOCKED);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    assert_int_equal(get(c, url("/to-file"), 1 << 20, 5000, &resp, &err), BR_EBLOCKED);
+    http_response_deinit(&resp);
+    err_clear(&err);
+
+    http_request_t req = {.method = "GET", .url = url("/hop"), .timeout_ms = 5000,
+                          .max_response_bytes = 1 << 20, .follow_redirects = false};
+    assert_int_equal(http_perform(c, &req, &resp, NULL), 0);
+    assert_int_equal(resp.status, 301);
+    assert_string_equal(json_string_value(json_object_get(resp.headers, "location")), "/ok");
+    http_response_deinit(&resp);
+    http_client_free(c);
+}
+
+static void test_caps_and_timeouts(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_response_t resp;
+    err_t err = {0};
+    assert_int_equal(get(c, url("/big"), 1000, 5000, &resp, &err), BR_ERESPONSE_TOO_LARGE);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    assert_int_equal(get(c, url("/stream"), 5000, 5000, &resp, &err), BR_ERESPONSE_TOO_LARGE);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    assert_int_equal(get(c, url("/big"), 100000, 5000, &resp, &err), 0);
+    assert_int_equal(resp.body_len, 100000);
+    http_response_deinit(&resp);
+
+    int64_t t0 = clock_mono_ms();
+    assert_int_equal(get(c, url("/slow"), 1 << 20, 300, &resp, &err), BR_ETIMEOUT);
+    assert_true(clock_mono_ms() - t0 < 2500);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    http_client_free(c);
+}
+
+static int stop_now(void *ctx)
+{
+    return clock_mono_ms() >= *(int64_t *)ctx ? BR_ECANCELLED : 0;
+}
+
+static void test_cancel_in_flight(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    int64_t at = clock_mono_ms() + 200;
+    http_request_t req = {.method = "GET", .url = url("/slow"), .timeout_ms = 10000,
+                          .max_response_bytes = 1 << 20, .should_stop = stop_now, .stop_ctx = &at};
+    http_response_t resp;
+    err_t err = {0};
+    assert_int_equal(http_perform(c, &req, &resp, &err), BR_ECANCELLED);
+    assert_true(clock_mono_ms() - at < 1500);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    http_client_free(c);
+}
+
+static void test_url_with_query(void **state)
+{
+    (void)state;
+    json_t *q = json_pack("{s:s, s:i, s:n}", "q", "a b&c=d/é", "n", 5, "empty");
+    err_t err = {0};
+    char *u = http_url_with_query("https://api.example.com/x?keep=1", q, &err);
+    assert_non_null(u);
+    assert_string_equal(u, "https://api.example.com/x?keep=1&q=a+b%26c%3dd%2f%c3%a9&n=5&empty=");
+    free(u);
+    assert_null(http_url_with_query("file:///etc/passwd", NULL, &err));
+    assert_int_equal(err.code, BR_EBLOCKED);
+    assert_non_null(strstr(err.msg, "file"));
+    err_clear(&err);
+    assert_null(http_url_with_query("gopher://x/", NULL, &err));
+    assert_int_equal(err.code, BR_EBLOCKED);
+    err_clear(&err);
+    assert_null(http_url_with_query("not a url", NULL, &err));
+    assert_int_equal(err.code, BR_EINPUT_INVALID);
+    err_clear(&err);
+    json_decref(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_json),
+        cmocka_unit_test(test_post_body_and_headers),
+        cmocka_unit_test(test_guard_refuses_before_connecting),
+        cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_caps_and_timeouts),
+        cmocka_unit_test(test_cancel_in_flight),
+        cmocka_unit_test(test_url_with_query),
+    };
+    return cmocka_run_group_tests(tests, start_upstream, stop_upstream);
+}
