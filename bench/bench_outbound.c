@@ -7,8 +7,9 @@
  * forked child on 127.0.0.1, so the figures of this process count only the client side.
  *
  *   curl:   one easy handle doing N GETs in a loop — the floor any client pays.
- *   task:   N sync runs of an integration whose one task is an http GET, through
- *           engine_execute with run history on (each run: record, step, commit).
+ *   task:   one run whose call_integration task calls, N times in a row (for_each,
+ *           parallelism 1), a child whose one task is an http GET, with run history on: the
+ *           cost of an http task inside a run, each request leaving its step and run record.
  *   wait:   C threads each start sync runs against /slow at once; reports the runs per second
  *           and, at the peak, this process's threads and open sockets: the waiting runs share
  *           one I/O thread and the idle keep-alive connections cost no thread at all.
@@ -134,13 +135,8 @@ static void bench_curl(long n)
            n, s, (double)n / s, s * 1e6 / (double)n);
 }
 
-static void publish(engine_t *eng, const char *path)
+static void publish_doc(engine_t *eng, const char *doc)
 {
-    char doc[512];
-    snprintf(doc, sizeof doc,
-             "{\"name\": \"bench/out%s\", \"tasks\": [{\"id\": \"get\", \"type\": \"http\","
-             " \"url\": \"http://127.0.0.1:%d%s\"}], \"outputs\": {\"n\": \"{{vars.httpResult.n}}\"}}",
-             path[1] ? "-slow" : "", port, path);
     json_t *result = NULL;
     diags_t diags = {0};
     err_t err = {0};
@@ -150,6 +146,16 @@ static void publish(engine_t *eng, const char *path)
     }
     json_decref(result);
     diags_deinit(&diags);
+}
+
+static void publish(engine_t *eng, const char *path)
+{
+    char doc[512];
+    snprintf(doc, sizeof doc,
+             "{\"name\": \"bench/out%s\", \"tasks\": [{\"id\": \"get\", \"type\": \"http\","
+             " \"url\": \"http://127.0.0.1:%d%s\"}], \"outputs\": {\"n\": \"{{vars.httpResult.n}}\"}}",
+             path[1] ? "-slow" : "", port, path);
+    publish_doc(eng, doc);
 }
 
 static void run_once(engine_t *eng, const char *name)
@@ -166,15 +172,35 @@ static void run_once(engine_t *eng, const char *name)
     json_decref(out);
 }
 
+static const char *PARENT = "{\"name\": \"bench/out-parent\","
+                            " \"inputs\": {\"items\": {\"type\": \"array\", \"required\": true}},"
+                            " \"outputs\": {\"calls\": \"{{tasks.each.result | length}}\"},"
+                            " \"tasks\": [{\"id\": \"each\", \"type\": \"call_integration\","
+                            "   \"integration\": \"bench/out\", \"strategy\": \"sync\","
+                            "   \"for_each\": \"{{vars.items}}\", \"parallelism\": 1}]}";
+
 static void bench_task(engine_t *eng, long n)
 {
-    int64_t t0 = clock_now_us();
+    json_t *items = json_array();
     for (long i = 0; i < n; i++)
-        run_once(eng, "bench/out");
+        json_array_append_new(items, json_integer(i));
+    json_t *payload = json_pack("{s:o}", "items", items);
+    exec_request_t req = {.integration = "bench/out-parent", .mode = EXEC_SYNC, .trigger = "cli",
+                          .payload = payload};
+    json_t *out = NULL;
+    err_t err = {0};
+    int64_t t0 = clock_now_us();
+    if (engine_execute(eng, &req, &out, &err) < 0 ||
+        json_integer_value(json_object_get(json_object_get(out, "output"), "calls")) != n) {
+        fprintf(stderr, "bench_outbound: the parent run failed: %s\n", err.msg);
+        exit(1);
+    }
     double s = (double)(clock_now_us() - t0) / 1e6;
     printf("{\"mode\": \"task\", \"requests\": %ld, \"seconds\": %.3f, \"rps\": %.0f, "
            "\"us_per_request\": %.2f}\n",
            n, s, (double)n / s, s * 1e6 / (double)n);
+    json_decref(out);
+    json_decref(payload);
 }
 
 typedef struct waiter {
@@ -266,6 +292,7 @@ int main(int argc, char **argv)
     }
     publish(eng, "/");
     publish(eng, "/slow");
+    publish_doc(eng, PARENT);
     bench_task(eng, n);
     bench_wait(eng, 64, 5);
 
