@@ -54,7 +54,7 @@ int cli_begin(const cli_command_t *cmd, const cli_opt_t *opts, int argc, char **
               cli_global_t *g, json_t **args, store_t **st, engine_t **eng);
 
 /* Open the store named by G, and an engine over it with CFG (NULL = defaults). Prints the
- * error and returns CLI_FAILED when it cannot. */
+ * error and returns CLI_FAILED when it cannot (CLI_USAGE when the engine refused a setting). */
 int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, engine_t **eng);
 void cli_close(store_t *st, engine_t *eng);
 

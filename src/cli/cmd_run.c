@@ -122,11 +122,12 @@ int cmd_run(int argc, char **argv)
 
     store_t *st;
     engine_t *eng;
-    if (cli_open(&g, &cfg, &st, &eng)) {
+    int open_rc = cli_open(&g, &cfg, &st, &eng);
+    if (open_rc) {
         json_decref(ef.allow_net);
         json_decref(payload);
         json_decref(args);
-        return CLI_FAILED;
+        return open_rc;
     }
     const char *user = getenv("USER");
     json_t *who = json_pack("{s:s}", "user", user ? user : "unknown");

@@ -76,9 +76,10 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     store_t *st;
     engine_t *eng;
-    if (cli_open(&g, &cfg, &st, &eng)) {
+    int open_rc = cli_open(&g, &cfg, &st, &eng);
+    if (open_rc) {
         json_decref(ef.allow_net);
-        return CLI_FAILED;
+        return open_rc;
     }
     err_t err = {0};
     int status = CLI_OK;

@@ -190,10 +190,13 @@ int cli_open(const cli_global_t *g, const engine_config_t *cfg, store_t **st, en
     if (store_open(g->store ? g->store : g->data, NULL, st, &err) < 0 ||
         (eng && engine_new(&ecfg, *st, eng, &err) < 0)) {
         fprintf(stderr, "error: %s: %s\n", err_name(err.code), err.msg);
+        /* A setting the engine refuses (an --allow-net that is no CIDR) is the user's
+         * mistake on the command line, not a failure of the store. */
+        int status = err.code == BR_EUSAGE ? CLI_USAGE : CLI_FAILED;
         err_clear(&err);
         store_close(*st);
         *st = NULL;
-        return CLI_FAILED;
+        return status;
     }
     return 0;
 }

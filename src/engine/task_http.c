@@ -58,33 +58,6 @@ void outbound_deinit(engine_t *eng)
 
 /* ---- wiping --------------------------------------------------------------------------------- */
 
-/* Overwrite the text of every string inside V, in place, then drop V. jansson owns those
- * buffers; writing zeros into them before they are freed keeps rendered credentials out of
- * freed heap memory. */
-static void wipe_json(json_t *v)
-{
-    if (!v)
-        return;
-    if (json_is_string(v)) {
-        vault_wipe((char *)json_string_value(v), json_string_length(v));
-    } else if (json_is_object(v)) {
-        const char *k;
-        json_t *m;
-        json_object_foreach(v, k, m) wipe_json(m);
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *m;
-        json_array_foreach(v, i, m) wipe_json(m);
-    }
-}
-
-static void wipe_decref(json_t *v)
-{
-    if (v && v->refcount == 1)
-        wipe_json(v);
-    json_decref(v);
-}
-
 static void wipe_free(char *s)
 {
     if (s)
@@ -178,7 +151,7 @@ typedef struct request {
 static void request_deinit(request_t *r)
 {
     wipe_free(r->url);
-    wipe_decref(r->headers);
+    vault_wipe_json_decref(r->headers);
     if (r->body)
         vault_wipe(r->body, r->body_len);
     free(r->body);
@@ -275,8 +248,8 @@ static int add_auth(request_t *r, const request_auth_t *a, const tmpl_scope_t *s
     wipe_free(xs);
     wipe_free(ys);
 out:
-    wipe_decref(x);
-    wipe_decref(y);
+    vault_wipe_json_decref(x);
+    vault_wipe_json_decref(y);
     return rc;
 }
 
@@ -311,6 +284,28 @@ static json_t *body_value(const http_response_t *resp)
     }
     json_t *s = json_stringn(resp->body, resp->body_len);
     return s ? s : jsonx_string_lossy(resp->body);
+}
+
+/* Replace every form of CTX's secrets in O's result and error (nothing when it used none). */
+static void scrub_outcome(run_ctx_t *ctx, outcome_t *o)
+{
+    if (!ctx->scrub)
+        return;
+    json_t **parts[] = {&o->result, &o->error};
+    for (int i = 0; i < 2; i++) {
+        if (!*parts[i])
+            continue;
+        json_t *clean = scrub_json(ctx->scrub, *parts[i]);
+        json_decref(*parts[i]);
+        *parts[i] = clean;
+    }
+}
+
+/* A task that failed before or instead of a response: the error, scrubbed. */
+static void fail_task(run_ctx_t *ctx, outcome_t *o, err_t *err)
+{
+    outcome_fail_err(o, err);
+    scrub_outcome(ctx, o);
 }
 
 typedef struct stop_ctx {
@@ -415,20 +410,10 @@ static void send_request(run_ctx_t *ctx, const task_t *t, int seq, int64_t deadl
     }
     http_response_deinit(&resp);
     err_clear(&err);
-    if (ctx->scrub) {
-        json_t *clean;
-        if (out->result) {
-            clean = scrub_json(ctx->scrub, out->result);
-            json_decref(out->result);
-            out->result = clean;
-            json_decref(*body);
-            *body = json_incref(json_object_get(out->result, "body"));
-        }
-        if (out->error) {
-            clean = scrub_json(ctx->scrub, out->error);
-            json_decref(out->error);
-            out->error = clean;
-        }
+    scrub_outcome(ctx, out);
+    if (ctx->scrub && out->result) { /* the body vars get is the scrubbed one */
+        json_decref(*body);
+        *body = json_incref(json_object_get(out->result, "body"));
     }
     /* POST and PATCH are not idempotent: retried only when the task asked for retries. */
     if (!t->retry_explicit && (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0))
@@ -515,20 +500,15 @@ void task_http_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
     set_status_vars(ctx, "httpStatus", "httpOk", out);
     goto done;
 fail:
-    outcome_fail_err(out, &err);
-    if (ctx->scrub && out->error) {
-        json_t *clean = scrub_json(ctx->scrub, out->error);
-        json_decref(out->error);
-        out->error = clean;
-    }
+    fail_task(ctx, out, &err);
     jsonx_set_dotted(ctx->vars, h->response_var, json_null());
     set_status_vars(ctx, "httpStatus", "httpOk", out);
 done:
     err_clear(&err);
-    wipe_decref(url);
-    wipe_decref(query);
-    wipe_decref(headers);
-    wipe_decref(body);
+    vault_wipe_json_decref(url);
+    vault_wipe_json_decref(query);
+    vault_wipe_json_decref(headers);
+    vault_wipe_json_decref(body);
     request_deinit(&r);
     connection_close(&oc);
 }
@@ -616,23 +596,18 @@ void task_connector_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attem
     json_decref(resp_body);
     goto done;
 fail:
-    outcome_fail_err(out, &err);
-    if (ctx->scrub && out->error) {
-        json_t *clean = scrub_json(ctx->scrub, out->error);
-        json_decref(out->error);
-        out->error = clean;
-    }
+    fail_task(ctx, out, &err);
     set_status_vars(ctx, "integrationStatus", "integrationOk", out);
 done:
     err_clear(&err);
     wipe_free(url);
     json_decref(input);
-    wipe_decref(bound);
-    wipe_decref(base);
-    wipe_decref(path);
-    wipe_decref(query);
-    wipe_decref(headers);
-    wipe_decref(body);
+    vault_wipe_json_decref(bound);
+    vault_wipe_json_decref(base);
+    vault_wipe_json_decref(path);
+    vault_wipe_json_decref(query);
+    vault_wipe_json_decref(headers);
+    vault_wipe_json_decref(body);
     request_deinit(&r);
     connection_close(&oc);
 }

@@ -95,3 +95,27 @@ void vault_wipe(void *p, size_t n)
     if (p && n)
         sodium_memzero(p, n);
 }
+
+static void wipe_json(json_t *v)
+{
+    if (!v || v->refcount != 1)
+        return;
+    if (json_is_string(v)) {
+        vault_wipe((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child) wipe_json(child);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child) wipe_json(child);
+    }
+}
+
+/* See vault.h. Any thread, on a value no other thread is using. */
+void vault_wipe_json_decref(json_t *v)
+{
+    wipe_json(v);
+    json_decref(v);
+}

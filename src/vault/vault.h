@@ -1,11 +1,11 @@
-/* vault.h - braid's door to libsodium: random bytes, hashing of token secrets and
- * constant-time comparison. (Later: the master key, encrypting connections, scrub sets.)
- * Only src/vault/ includes sodium.h. */
+/* vault.h - braid's door to libsodium: random bytes, hashing of token secrets,
+ * constant-time comparison and wiping. Only src/vault/ includes sodium.h. */
 #ifndef BRAID_VAULT_H
 #define BRAID_VAULT_H
 
 #include "core/err.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,5 +22,10 @@ void vault_token_hash(const char *secret, size_t len, unsigned char out[32]);
 bool vault_equal(const void *a, const void *b, size_t n);
 /* Overwrite N bytes at P with zeros in a way the compiler cannot remove. */
 void vault_wipe(void *p, size_t n);
+/* Overwrite, in place, the text of every string inside V that only V's tree holds (each value
+ * on the way down has one reference), then drop the caller's reference to V. A string shared
+ * with anyone else -- a var the template copied by reference, a value the engine kept -- is
+ * left intact. For parsed or rendered values that held credentials. NULL-safe. */
+void vault_wipe_json_decref(json_t *v);
 
 #endif
