@@ -2,13 +2,15 @@
 # Runs braid's benchmarks on the optimised build (build-release/) and writes bench/report.md.
 # Each figure is measured several times; the report gives min / median / max so the noise of a
 # shared machine shows. Figures are never asserted anywhere: they are read, not tested.
-# Sections: the in-process sync sub-call (bench_subcall), its profile notes (analysis.md), and
-# the HTTP benchmark against the libmicrohttpd ceiling (http.sh, section appended at the end).
+# Sections: the in-process sync sub-call (bench_subcall), its profile notes (analysis.md), the
+# outbound http task against a bare libcurl loop (bench_outbound, outbound_report.py), and the
+# HTTP benchmark against the libmicrohttpd ceiling (http.sh, section appended at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build-release
 RUNS=${BENCH_RUNS:-5}
 CALLS=${BENCH_CALLS:-100000}
+OUTBOUND=${BENCH_OUTBOUND:-20000}
 out=bench/report.md
 tmp=$(mktemp -d)
 child=''
@@ -42,6 +44,12 @@ for i in $(seq "$RUNS"); do
     run_child "$BIN/bench_subcall" "$CALLS" "$tmp/subcall-data-$i" call >>"$tmp/subcall.jsonl"
     run_child "$BIN/bench_subcall" "$CALLS" "$tmp/callint-data-$i" callint >>"$tmp/subcall.jsonl"
 done
+
+echo "bench: outbound http task against a bare libcurl loop, $OUTBOUND requests x $RUNS runs" >&2
+for i in $(seq "$RUNS"); do
+    run_child "$BIN/bench_outbound" "$OUTBOUND" "$tmp/outbound-data-$i" >>"$tmp/outbound.jsonl"
+done
+python3 bench/outbound_report.py "$tmp/outbound.jsonl" "$OUTBOUND" >"$tmp/outbound.md"
 
 echo "bench: HTTP, braid S1 against the libmicrohttpd ceiling" >&2
 run_child env BENCH_BIN="$BIN" bash bench/http.sh "$tmp/http.md"
@@ -80,6 +88,8 @@ PY
 {
     printf '\n'
     cat bench/analysis.md
+    printf '\n'
+    cat "$tmp/outbound.md"
     printf '\n'
     cat "$tmp/http.md"
     printf '\n'

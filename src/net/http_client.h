@@ -1,8 +1,8 @@
 /* http_client.h - braid's outbound HTTP client: every request an http or connector task makes.
  *
- * One I/O thread drives every transfer through a libcurl multi handle, so idle keep-alive
- * connections are shared by all runs and cost no thread; a caller blocks only for its own
- * request. Each connection is checked by the address guard in libcurl's open-socket
+ * A request runs on the caller's thread with an easy handle from a pool; pooled handles keep
+ * their idle keep-alive connections, so connections are reused across runs and an idle one
+ * costs no thread. Each connection is checked by the address guard in libcurl's open-socket
  * callback: after name resolution, against the address actually dialled, on every redirect
  * hop. Only http and https, environment proxies ignored, the response capped as it arrives.
  */
@@ -23,13 +23,13 @@ typedef struct http_client_config {
     int64_t connect_timeout_ms;  /* default 10000 */
     int64_t low_speed_bytes;     /* slower than this many bytes/s ... */
     int64_t low_speed_ms;        /* ... for this long fails with timeout */
-    int max_idle_connections;    /* keep-alive connections kept open */
+    int max_idle_connections;    /* pooled handles, each keeping one idle connection; 64 */
 } http_client_config_t;
 
-/* Start the client and its I/O thread. GUARD is taken (freed with the client). */
+/* A client over GUARD (taken; freed with the client). */
 int http_client_new(const http_client_config_t *cfg, guard_t *guard, http_client_t **out,
                     err_t *err);
-/* Stop the I/O thread (no request may be in flight) and free. NULL-safe. */
+/* Close the pooled connections and free; no request may be in flight. NULL-safe. */
 void http_client_free(http_client_t *c);
 
 typedef struct http_header {
@@ -49,8 +49,8 @@ typedef struct http_request {
     int64_t timeout_ms;       /* whole request, redirects included */
     size_t max_response_bytes;
     bool follow_redirects;    /* at most 5 hops */
-    /* Called about every 50 ms while the request is in flight: a non-zero BR_E* code
-     * (cancelled, timeout) abandons it with that code. NULL = never. */
+    /* Called (on the caller's thread) about every 50 ms while the request is in flight: a
+     * non-zero BR_E* code (cancelled, timeout) abandons it with that code. NULL = never. */
     int (*should_stop)(void *ctx);
     void *stop_ctx;
 } http_request_t;
