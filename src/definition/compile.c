@@ -200,14 +200,8 @@ static void compile_name(vctx_t *c, const json_t *doc, const char *name_hint, de
         def_problem(c, "name", "invalid name '%s': %s", name, why);
         return;
     }
-    if (name_hint && strcmp(name, name_hint) != 0) {
-        def_problem(c, "name",
-                    "name '%s' does not match '%s', the name this document is "
-                    "published under",
-                    name, name_hint);
-        return;
-    }
-    def->name = xstrdup(name);
+    if (def_hint_ok(c, "name", name, name_hint, INT_MAX))
+        def->name = xstrdup(name);
 }
 
 static void compile_triggers(vctx_t *c, const json_t *doc, definition_t *def)
@@ -248,6 +242,15 @@ static void compile_triggers(vctx_t *c, const json_t *doc, definition_t *def)
     def_ptr_pop(c, mark);
 }
 
+/* An output var name (not cut in the message, unlike def_name_ok's). */
+static bool output_var_ok(vctx_t *c, const char *s)
+{
+    if (def_is_identifier(s))
+        return true;
+    def_problem(c, NULL, "invalid var name '%s': must match ^[A-Za-z_][A-Za-z0-9_]*$", s);
+    return false;
+}
+
 static void compile_outputs(vctx_t *c, const json_t *doc, definition_t *def)
 {
     json_t *v = json_object_get(doc, "outputs");
@@ -262,29 +265,8 @@ static void compile_outputs(vctx_t *c, const json_t *doc, definition_t *def)
         def_problem(c, "outputs", "must be an array of var names or an object of templates");
         return;
     }
-    size_t mark = def_ptr_push(c, "outputs");
-    def->output_vars = xcalloc(json_array_size(v) + 1, sizeof *def->output_vars);
-    json_t *seen = json_object();
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item)
-    {
-        size_t mi = def_ptr_push_index(c, i);
-        const char *s = json_string_value(item);
-        if (!s) {
-            def_problem(c, NULL, "must be a string");
-        } else if (!def_is_identifier(s)) {
-            def_problem(c, NULL, "invalid var name '%s': must match ^[A-Za-z_][A-Za-z0-9_]*$", s);
-        } else {
-            if (def_seen(seen, s))
-                def_problem(c, NULL, "duplicate output '%s'", s);
-            else
-                def->output_vars[def->n_output_vars++] = xstrdup(s);
-        }
-        def_ptr_pop(c, mi);
-    }
-    json_decref(seen);
-    def_ptr_pop(c, mark);
+    def->output_vars = def_unique_strings(c, "outputs", v, "must be a string", output_var_ok,
+                                          "output", &def->n_output_vars);
 }
 
 static void compile_callers(vctx_t *c, const json_t *doc, definition_t *def)

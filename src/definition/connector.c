@@ -150,21 +150,14 @@ static void compile_slug(vctx_t *c, const json_t *doc, const char *slug_hint, co
     const char *slug = def_get_string(c, doc, "slug", true);
     if (!slug)
         return;
-    if (!def_is_connector_slug(slug)) {
-        def_problem(c, "slug",
-                    "invalid slug '%.200s': must match ^[a-z0-9][a-z0-9_-]*$, at most 128 "
-                    "characters",
-                    slug);
-        return;
-    }
-    if (slug_hint && strcmp(slug, slug_hint) != 0) {
-        def_problem(c, "slug",
-                    "slug '%s' does not match '%.200s', the slug this document is published "
-                    "under",
-                    slug, slug_hint);
-        return;
-    }
-    con->slug = xstrdup(slug);
+    if (def_name_ok(c, "slug", false, slug, def_is_connector_slug, "slug", DEF_RULE_SLUG) &&
+        def_hint_ok(c, "slug", slug, slug_hint, 200))
+        con->slug = xstrdup(slug);
+}
+
+static bool secret_name_ok(vctx_t *c, const char *s)
+{
+    return def_name_ok(c, NULL, false, s, def_is_identifier, "secret name", DEF_RULE_IDENTIFIER);
 }
 
 /* `secrets`: a list of unique identifiers. Returns whether it can be checked against. */
@@ -176,28 +169,8 @@ static bool compile_secrets(vctx_t *c, const json_t *doc, connector_t *con)
     const json_t *arr = def_get_array(c, doc, "secrets", false);
     if (!arr)
         return false;
-    size_t mark = def_ptr_push(c, "secrets");
-    con->secrets = xcalloc(json_array_size(arr) + 1, sizeof *con->secrets);
-    json_t *seen = json_object();
-    size_t i;
-    json_t *item;
-    json_array_foreach(arr, i, item)
-    {
-        size_t mi = def_ptr_push_index(c, i);
-        const char *s = json_string_value(item);
-        if (!s)
-            def_problem(c, NULL, "must be a string: a secret name");
-        else if (!def_is_identifier(s))
-            def_problem(c, NULL,
-                        "invalid secret name '%.200s': must match ^[A-Za-z_][A-Za-z0-9_]*$", s);
-        else if (def_seen(seen, s))
-            def_problem(c, NULL, "duplicate secret '%s'", s);
-        else
-            con->secrets[con->n_secrets++] = xstrdup(s);
-        def_ptr_pop(c, mi);
-    }
-    json_decref(seen);
-    def_ptr_pop(c, mark);
+    con->secrets = def_unique_strings(c, "secrets", arr, "must be a string: a secret name",
+                                      secret_name_ok, "secret", &con->n_secrets);
     return true;
 }
 
@@ -208,13 +181,8 @@ static void compile_operation(refs_ctx_t *r, const char *name, const json_t *spe
     vctx_t *c = r->c;
     op->name = xstrdup(name);
     op->method = xstrdup("GET");
-    if (!json_is_object(spec)) {
-        def_problem(c, NULL,
-                    "must be an object {\"method\", \"path\", \"query\", \"headers\", \"body\", "
-                    "\"inputs\", \"outputs\", \"description\"}");
+    if (!def_check_object(c, spec, op_fields))
         return;
-    }
-    def_check_fields(c, spec, op_fields);
     free(op->method);
     def_compile_method(c, spec, "method", &op->method);
     if (json_object_get(spec, "path"))
@@ -251,26 +219,19 @@ static void compile_operation(refs_ctx_t *r, const char *name, const json_t *spe
 static void compile_operations(refs_ctx_t *r, const json_t *doc, connector_t *con)
 {
     vctx_t *c = r->c;
-    const json_t *ops = def_get_object(c, doc, "operations", true);
+    const json_t *ops =
+        def_get_members(c, doc, "operations", "must declare at least one operation");
     if (!ops)
         return;
-    if (json_object_size(ops) == 0) {
-        def_problem(c, "operations", "must declare at least one operation");
-        return;
-    }
     size_t mark = def_ptr_push(c, "operations");
     con->ops = xcalloc(json_object_size(ops), sizeof *con->ops);
     const char *name;
     json_t *spec;
     json_object_foreach((json_t *)ops, name, spec)
     {
-        if (!def_is_identifier(name)) {
-            def_problem_key(c, name,
-                            "invalid operation name '%.200s': must match "
-                            "^[A-Za-z_][A-Za-z0-9_]*$",
-                            name);
+        if (!def_name_ok(c, name, true, name, def_is_identifier, "operation name",
+                         DEF_RULE_IDENTIFIER))
             continue;
-        }
         size_t mi = def_ptr_push(c, name);
         compile_operation(r, name, spec, &con->ops[con->n_ops++]);
         def_ptr_pop(c, mi);

@@ -61,13 +61,8 @@ static void compile_decl(vctx_t *c, const char *name, const json_t *spec, const 
     static const char *const fields[] = {"type", "required", "default", "description", NULL};
     d->name = xstrdup(name);
     d->type = VT_ANY;
-    if (!json_is_object(spec)) {
-        def_problem(c, NULL,
-                    "must be an object {\"type\", \"required\", \"default\", "
-                    "\"description\"}");
+    if (!def_check_object(c, spec, fields))
         return;
-    }
-    def_check_fields(c, spec, fields);
     const char *type = def_get_string(c, spec, "type", false);
     bool type_ok = true;
     if (type) {

@@ -58,6 +58,17 @@ void def_problem_key(vctx_t *c, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int def_problem_count(const vctx_t *c);
 
+/* validate.c: names and the value in hand. */
+#define DEF_RULE_IDENTIFIER "must match ^[A-Za-z_][A-Za-z0-9_]*$"
+#define DEF_RULE_VAR_NAME "must be at most 32 names ^[A-Za-z_][A-Za-z0-9_]*$ joined by dots"
+#define DEF_RULE_SLUG "must match ^[a-z0-9][a-z0-9_-]*$, at most 128 characters"
+bool def_name_ok(vctx_t *c, const char *key, bool at_key, const char *s,
+                 bool (*valid)(const char *), const char *what, const char *rule);
+bool def_hint_ok(vctx_t *c, const char *key, const char *value, const char *hint, int hint_cut);
+bool def_check_object(vctx_t *c, const json_t *obj, const char *const *fields);
+char **def_unique_strings(vctx_t *c, const char *key, const json_t *arr, const char *not_string,
+                          bool (*valid)(vctx_t *c, const char *s), const char *dup_noun, int *n);
+
 /* validate.c: reading members of OBJ, reporting wrong types; each returns whether the member
  * is present and valid. Absent members report only when REQUIRED. */
 void def_check_fields(vctx_t *c, const json_t *obj, const char *const *allowed);
@@ -67,6 +78,7 @@ bool def_get_bool(vctx_t *c, const json_t *obj, const char *key, bool *out);
 bool def_get_int(vctx_t *c, const json_t *obj, const char *key, int64_t min, int64_t max,
                  int64_t *out);
 const json_t *def_get_object(vctx_t *c, const json_t *obj, const char *key, bool required);
+const json_t *def_get_members(vctx_t *c, const json_t *obj, const char *key, const char *empty);
 const json_t *def_get_array(vctx_t *c, const json_t *obj, const char *key, bool required);
 
 /* validate.c: names. */

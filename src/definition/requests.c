@@ -257,6 +257,25 @@ void def_auth_deinit(request_auth_t *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Connections must exist at publish and, for a connector task, belong to CONNECTOR (NULL for
+ * an http task, which may use any connection) -- when the resolver can tell (SPEC §1). */
+static void check_connection(vctx_t *c, const char *id, const char *connector)
+{
+    const definition_resolver_t *r = c->resolver;
+    if (!r || !r->connection_connector || !id)
+        return;
+    char *owner = r->connection_connector(r->ctx, id);
+    if (!owner)
+        def_problem(c, "connection",
+                    "connection '%s' does not exist: create it first (braid connection set, or "
+                    "PUT /connections/%s)",
+                    id, id);
+    else if (connector && strcmp(owner, connector) != 0)
+        def_problem(c, "connection", "connection '%s' belongs to connector '%.200s', not '%s'",
+                    id, owner, connector);
+    free(owner);
+}
+
 /* ---- http ------------------------------------------------------------------------------ */
 
 typedef struct conn_probe {
@@ -333,16 +352,14 @@ void def_compile_http(vctx_t *c, const json_t *obj, task_t *t)
         ht->body = def_compile_template_roots(c, "body", body, TMPL_ROOTS_REQUEST);
     def_compile_auth(c, obj, "auth", TMPL_ROOTS_REQUEST, &ht->auth);
     connection_member(c, obj, "connection", false, &ht->connection);
+    check_connection(c, ht->connection, NULL);
 
     def_get_int(c, obj, "max_response_bytes", 1, HTTP_MAX_RESPONSE_LIMIT, &ht->max_response_bytes);
     def_get_bool(c, obj, "follow_redirects", &ht->follow_redirects);
     const char *rv = def_get_string(c, obj, "response_var", false);
-    if (rv && !def_is_var_name(rv))
-        def_problem(c, "response_var",
-                    "invalid var name '%.200s': must be at most 32 names "
-                    "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
-                    rv);
-    ht->response_var = xstrdup(rv && def_is_var_name(rv) ? rv : DEFAULT_RESPONSE_VAR);
+    bool rv_ok = rv && def_name_ok(c, "response_var", false, rv, def_is_var_name, "var name",
+                                   DEF_RULE_VAR_NAME);
+    ht->response_var = xstrdup(rv_ok ? rv : DEFAULT_RESPONSE_VAR);
 
     if (!json_object_get(obj, "connection")) {
         refuse_without_connection(c, ht->url, "url", NULL);
@@ -355,20 +372,6 @@ void def_compile_http(vctx_t *c, const json_t *obj, task_t *t)
 }
 
 /* ---- connector ------------------------------------------------------------------------- */
-
-/* Check the connection's connector, when the resolver can tell. A connection that does not
- * exist yet is no problem: it may be created after the integration, and a run checks again. */
-static void check_connection_owner(vctx_t *c, const connector_task_t *kt)
-{
-    const definition_resolver_t *r = c->resolver;
-    if (!r || !r->connection_connector || !kt->connection || !kt->connector)
-        return;
-    char *owner = r->connection_connector(r->ctx, kt->connection);
-    if (owner && strcmp(owner, kt->connector) != 0)
-        def_problem(c, "connection", "connection '%s' belongs to connector '%.200s', not '%s'",
-                    kt->connection, owner, kt->connector);
-    free(owner);
-}
 
 /* The operation's declared inputs against the task's `input` names (NAMES, borrowed). */
 static void check_input_mapping(vctx_t *c, const connector_task_t *kt, const connector_op_t *op,
@@ -450,12 +453,8 @@ void def_compile_connector(vctx_t *c, const json_t *obj, task_t *t)
 {
     connector_task_t *kt = &t->u.connector;
     const char *slug = def_get_string(c, obj, "connector", true);
-    if (slug && !def_is_connector_slug(slug))
-        def_problem(c, "connector",
-                    "invalid connector slug '%.200s': must match ^[a-z0-9][a-z0-9_-]*$, at most "
-                    "128 characters",
-                    slug);
-    else if (slug)
+    if (slug && def_name_ok(c, "connector", false, slug, def_is_connector_slug, "connector slug",
+                            DEF_RULE_SLUG))
         kt->connector = xstrdup(slug);
 
     bool version_given = json_object_get(obj, "version") != NULL;
@@ -464,10 +463,8 @@ void def_compile_connector(vctx_t *c, const json_t *obj, task_t *t)
         kt->version = (int)n;
 
     const char *op = def_get_string(c, obj, "operation", true);
-    if (op && !def_is_identifier(op))
-        def_problem(c, "operation",
-                    "invalid operation name '%.200s': must match ^[A-Za-z_][A-Za-z0-9_]*$", op);
-    else if (op)
+    if (op && def_name_ok(c, "operation", false, op, def_is_identifier, "operation name",
+                          DEF_RULE_IDENTIFIER))
         kt->operation = xstrdup(op);
 
     connection_member(c, obj, "connection", true, &kt->connection);
@@ -483,7 +480,7 @@ void def_compile_connector(vctx_t *c, const json_t *obj, task_t *t)
     if (out)
         def_compile_output_maps(c, "output", out, OUTPUT_OF_RESPONSE, &kt->outputs, &kt->n_outputs);
 
-    check_connection_owner(c, kt);
+    check_connection(c, kt->connection, kt->connector);
     pin_connector(c, t, version_given, names);
     json_decref(names);
 }

@@ -176,12 +176,9 @@ void def_compile_output_maps(vctx_t *c, const char *key, const json_t *out, outp
     json_object_foreach((json_t *)out, var, path)
     {
         const char *p = json_string_value(path);
-        if (!def_is_var_name(var)) {
-            def_problem_key(c, var,
-                            "invalid var name '%.200s': must be at most 32 names "
-                            "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
-                            var);
-        } else if (!p) {
+        if (!def_name_ok(c, var, true, var, def_is_var_name, "var name", DEF_RULE_VAR_NAME))
+            continue;
+        if (!p) {
             def_problem(c, var,
                         what == OUTPUT_OF_CHILD
                             ? "must be a string: a path in the child's output (\"body.id\", "
@@ -333,13 +330,9 @@ void def_compile_call(vctx_t *c, const json_t *obj, task_t *t)
 /* `set`: var name -> template. */
 void def_compile_set(vctx_t *c, const json_t *obj, task_t *t)
 {
-    const json_t *values = def_get_object(c, obj, "values", true);
+    const json_t *values = def_get_members(c, obj, "values", "must set at least one var");
     if (!values)
         return;
-    if (json_object_size(values) == 0) {
-        def_problem(c, "values", "must set at least one var");
-        return;
-    }
     set_task_t *st = &t->u.set;
     size_t n = json_object_size(values);
     st->keys = xcalloc(n, sizeof *st->keys);
@@ -349,13 +342,8 @@ void def_compile_set(vctx_t *c, const json_t *obj, task_t *t)
     json_t *v;
     json_object_foreach((json_t *)values, key, v)
     {
-        if (!def_is_var_name(key)) {
-            def_problem_key(c, key,
-                            "invalid var name '%.200s': must be at most 32 names "
-                            "^[A-Za-z_][A-Za-z0-9_]*$ joined by dots",
-                            key);
+        if (!def_name_ok(c, key, true, key, def_is_var_name, "var name", DEF_RULE_VAR_NAME))
             continue;
-        }
         template_t *tm = def_compile_template(c, key, v);
         if (!tm)
             continue;

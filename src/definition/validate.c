@@ -104,6 +104,32 @@ void def_problem_key(vctx_t *c, const char *key, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Whether S is a valid WHAT by VALID; reports otherwise "invalid WHAT 'S': RULE" (S cut at
+ * 200 bytes) at member KEY of the value in hand (NULL: the value itself), placed at the key
+ * itself when AT_KEY (S is a member's name: the name is the mistake). */
+bool def_name_ok(vctx_t *c, const char *key, bool at_key, const char *s,
+                 bool (*valid)(const char *), const char *what, const char *rule)
+{
+    if (valid(s))
+        return true;
+    if (at_key)
+        def_problem_key(c, key, "invalid %s '%.200s': %s", what, s, rule);
+    else
+        def_problem(c, key, "invalid %s '%.200s': %s", what, s, rule);
+    return false;
+}
+
+/* Whether VALUE, member KEY of the document, equals HINT (NULL: anything does), the KEY the
+ * document is published under; reports otherwise, HINT cut at HINT_CUT bytes. */
+bool def_hint_ok(vctx_t *c, const char *key, const char *value, const char *hint, int hint_cut)
+{
+    if (!hint || strcmp(value, hint) == 0)
+        return true;
+    def_problem(c, key, "%s '%s' does not match '%.*s', the %s this document is published under",
+                key, value, hint_cut, hint, key);
+    return false;
+}
+
 /* ---- typed members --------------------------------------------------------------------- */
 
 /* Report every member of OBJ whose name is not in ALLOWED (NULL-terminated): a typo must not
@@ -120,6 +146,57 @@ void def_check_fields(vctx_t *c, const json_t *obj, const char *const *allowed)
         if (!known)
             def_problem_key(c, key, "unknown field '%s'", key);
     }
+}
+
+/* Whether OBJ (the value in hand) is an object; reports otherwise "must be an object" with
+ * the FIELDS (NULL-terminated) it may have, and then every member it has that FIELDS does not
+ * name. */
+bool def_check_object(vctx_t *c, const json_t *obj, const char *const *fields)
+{
+    if (!json_is_object(obj)) {
+        buf_t msg = {0};
+        buf_puts(&msg, "must be an object {");
+        for (const char *const *f = fields; *f; f++)
+            buf_printf(&msg, "%s\"%s\"", f == fields ? "" : ", ", *f);
+        buf_puts(&msg, "}");
+        def_problem(c, NULL, "%s", msg.data);
+        buf_deinit(&msg);
+        return false;
+    }
+    def_check_fields(c, obj, fields);
+    return true;
+}
+
+/* The array ARR, member KEY of the value in hand, of unique strings. With the pointer at each
+ * item, reports one that is no string (NOT_STRING) or that repeats an earlier one ("duplicate
+ * DUP_NOUN 'X'"), and passes the others to VALID, which reports a bad one and returns false.
+ * Returns the accepted strings (owned: a NULL-terminated array, each string owned) and their
+ * number in *N. */
+char **def_unique_strings(vctx_t *c, const char *key, const json_t *arr, const char *not_string,
+                          bool (*valid)(vctx_t *c, const char *s), const char *dup_noun, int *n)
+{
+    size_t mark = def_ptr_push(c, key);
+    char **out = xcalloc(json_array_size(arr) + 1, sizeof *out);
+    json_t *seen = json_object();
+    size_t i;
+    json_t *item;
+    *n = 0;
+    json_array_foreach(arr, i, item)
+    {
+        size_t mi = def_ptr_push_index(c, i);
+        const char *s = json_string_value(item);
+        bool ok = s && valid(c, s); /* VALID reports a bad one */
+        if (!s)
+            def_problem(c, NULL, "%s", not_string);
+        else if (ok && def_seen(seen, s))
+            def_problem(c, NULL, "duplicate %s '%s'", dup_noun, s);
+        else if (ok)
+            out[(*n)++] = xstrdup(s);
+        def_ptr_pop(c, mi);
+    }
+    json_decref(seen);
+    def_ptr_pop(c, mark);
+    return out;
 }
 
 /* Whether OBJ has KEY; reports it missing otherwise. */
@@ -196,6 +273,18 @@ const json_t *def_get_object(vctx_t *c, const json_t *obj, const char *key, bool
     }
     if (!json_is_object(v)) {
         def_problem(c, key, "must be an object");
+        return NULL;
+    }
+    return v;
+}
+
+/* Required object member KEY with at least one member (borrowed), or NULL with a problem:
+ * absent, not an object, or empty (EMPTY: what to say then). */
+const json_t *def_get_members(vctx_t *c, const json_t *obj, const char *key, const char *empty)
+{
+    const json_t *v = def_get_object(c, obj, key, true);
+    if (v && json_object_size(v) == 0) {
+        def_problem(c, key, "%s", empty);
         return NULL;
     }
     return v;

@@ -272,8 +272,8 @@ static void set_body(request_t *r, json_t *body)
 /* The response body as the run sees it: parsed when it is JSON, else text. */
 static json_t *body_value(const http_response_t *resp)
 {
-    if (!resp->body)
-        return json_null();
+    if (!resp->body || resp->body_len == 0)
+        return json_null(); /* 204, HEAD, an empty answer */
     const char *ct = resp->content_type;
     bool json_type = ct && (strncasecmp(ct, "application/json", 16) == 0 || strstr(ct, "+json"));
     if (json_type || (!ct && resp->body_len > 0)) {

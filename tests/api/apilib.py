@@ -62,22 +62,11 @@ def slow_doc(name="t/slow", nop="t/nop", **fields):
 
 
 def billing_connector(slug="billing", **fields):
-    """The connector of SPEC §5's example, under SLUG; FIELDS override top-level members."""
-    doc = {
-        "slug": slug,
-        "base_url": "{{conn.base_url}}",
-        "config": {"base_url": {"type": "string", "required": True}},
-        "secrets": ["api_key"],
-        "auth": {"type": "bearer", "token": "{{secret.api_key}}"},
-        "operations": {
-            "create_invoice": {
-                "method": "POST", "path": "/invoices",
-                "inputs": {"lines": {"type": "array", "required": True}},
-                "body": {"lines": "{{input.lines}}"},
-                "outputs": {"invoice_id": "body.id", "total": "body.total"},
-            },
-        },
-    }
+    """The connector of SPEC §5's example (tests/cases/connectors/billing.json, which the CLI
+    suite loads too), under SLUG; FIELDS override top-level members."""
+    with open(os.path.join(REPO, "tests", "cases", "connectors", "billing.json")) as f:
+        doc = jsonlib.load(f)
+    doc["slug"] = slug
     doc.update(fields)
     return doc
 

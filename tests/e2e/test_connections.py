@@ -14,23 +14,11 @@ import threading
 
 import pytest
 
-from conftest import integration
+from conftest import REPO, integration
 
-BILLING = {
-    "slug": "billing",
-    "base_url": "{{conn.base_url}}",
-    "config": {"base_url": {"type": "string", "required": True}},
-    "secrets": ["api_key"],
-    "auth": {"type": "bearer", "token": "{{secret.api_key}}"},
-    "operations": {
-        "create_invoice": {
-            "method": "POST", "path": "/invoices",
-            "inputs": {"lines": {"type": "array", "required": True}},
-            "body": {"lines": "{{input.lines}}"},
-            "outputs": {"invoice_id": "body.id", "total": "body.total"},
-        }
-    },
-}
+# SPEC §5's example connector; tests/api loads the same file.
+with open(os.path.join(REPO, "tests", "cases", "connectors", "billing.json")) as _f:
+    BILLING = json.load(_f)
 
 # Like BILLING with a second secret, sent in a header, and more config fields.
 BILLING2 = dict(BILLING, secrets=["api_key", "signing_key"],

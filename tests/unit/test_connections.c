@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "tmp_engine.h"
+
 /* base64 of 32 bytes 0x00..0x1f, and of 32 bytes 0x01. */
 #define KEY_A "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 #define KEY_B "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
@@ -39,20 +41,22 @@
     "{\"slug\": \"mailer\", \"base_url\": \"https://mail.example.com\", \"secrets\": [\"token\"]," \
     " \"operations\": {\"send\": {\"method\": \"POST\", \"path\": \"/send\"}}}"
 
-typedef struct fixture {
-    char dir[64];
-    store_t *st;
-    engine_t *eng;
-} fixture_t;
+typedef engine_fx_t fixture_t;
 
-static void engine_up(fixture_t *f)
+/* A new engine over F's store and directory into *ENG. */
+static void engine_up_into(fixture_t *f, engine_t **eng)
 {
     engine_config_t cfg;
     engine_config_defaults(&cfg);
     cfg.data_dir = f->dir;
     err_t err = {0};
-    if (engine_new(&cfg, f->st, &f->eng, &err) < 0)
+    if (engine_new(&cfg, f->st, eng, &err) < 0)
         fail_msg("engine_new: %s", err.msg);
+}
+
+static void engine_up(fixture_t *f)
+{
+    engine_up_into(f, &f->eng);
 }
 
 /* A fresh engine over the same store: forgets the cached key and connectors. */
@@ -66,11 +70,7 @@ static int setup(void **state)
 {
     unsetenv(SECRET_KEY_ENV);
     unsetenv(SECRET_NEW_KEY_ENV);
-    fixture_t *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/braid-test-conn-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    err_t err = {0};
-    assert_int_equal(store_open(f->dir, NULL, &f->st, &err), 0);
+    fixture_t *f = engine_fx_new("/tmp/braid-test-conn-XXXXXX");
     engine_up(f);
     *state = f;
     return 0;
@@ -78,15 +78,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    engine_free(f->eng);
-    store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
+    engine_fx_free(*state);
     unsetenv(SECRET_KEY_ENV);
     unsetenv(SECRET_NEW_KEY_ENV);
-    free(f);
     return 0;
 }
 
@@ -95,15 +89,10 @@ static void publish_connector(fixture_t *f, const char *text, int want_version)
     json_t *res = NULL;
     diags_t diags = {0};
     err_t err = {0};
-    int rc = engine_connector_publish(f->eng, text, strlen(text), NULL, &res, &diags, &err);
-    if (rc < 0) {
-        for (int i = 0; i < diags.n; i++)
-            fprintf(stderr, "%s: %s\n", diags.items[i].pointer, diags.items[i].message);
-        fail_msg("publish failed: %s", err.msg);
-    }
+    expect_published(engine_connector_publish(f->eng, text, strlen(text), NULL, &res, &diags, &err),
+                     &diags, &err);
     assert_int_equal(json_integer_value(json_object_get(res, "version")), want_version);
     json_decref(res);
-    diags_deinit(&diags);
 }
 
 /* PUT connection ID with BODY (JSON text); returns the code, ERR filled. */
@@ -131,6 +120,31 @@ static void put_ok(fixture_t *f, const char *id, const char *body)
     err_t err = {0};
     if (put(f, id, body, &err) < 0)
         fail_msg("put %s: %s", id, err.msg);
+}
+
+/* PUT connection ID of BILLING with base_url "u" and, unless NULL, SECRETS (a JSON object). */
+static void put_billing(fixture_t *f, const char *id, const char *secrets)
+{
+    char *body = xasprintf("{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"}%s%s}",
+                           secrets ? ", \"secrets\": " : "", secrets ? secrets : "");
+    put_ok(f, id, body);
+    free(body);
+}
+
+/* The path of F's key file into PATH (128 bytes). */
+static void key_file_path(fixture_t *f, char path[128])
+{
+    snprintf(path, 128, "%s/%s", f->dir, SECRET_KEY_FILE);
+}
+
+/* The key file exists, readable by its owner only. */
+static void assert_key_file_private(fixture_t *f)
+{
+    char path[128];
+    key_file_path(f, path);
+    struct stat stt;
+    assert_int_equal(stat(path, &stt), 0);
+    assert_int_equal(stt.st_mode & 0777, 0600);
 }
 
 /* The value of secret NAME of connection ID, opened (returned owned), or NULL when absent. */
@@ -161,7 +175,7 @@ static void assert_secret(fixture_t *f, const char *id, const char *name, const 
 static char *read_key_file(fixture_t *f)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", f->dir, SECRET_KEY_FILE);
+    key_file_path(f, path);
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
     static char buf[4096];
@@ -265,11 +279,7 @@ static void test_connections_put_semantics(void **state)
     assert_secret(f, "billing-prod", "webhook_secret", "s3cr3t-w");
 
     /* The key file was made on first use, mode 0600. */
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", f->dir, SECRET_KEY_FILE);
-    struct stat stt;
-    assert_int_equal(stat(path, &stt), 0);
-    assert_int_equal(stt.st_mode & 0777, 0600);
+    assert_key_file_private(f);
 
     /* Named: set; unnamed: kept; config absent: kept. */
     put_ok(f, "billing-prod",
@@ -373,12 +383,8 @@ static void test_connections_tamper_is_unreadable(void **state)
 {
     fixture_t *f = *state;
     publish_connector(f, BILLING, 1);
-    put_ok(f, "one",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-1\"}}");
-    put_ok(f, "two",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-2\", \"webhook_secret\": \"s3cr3t-w\"}}");
+    put_billing(f, "one", "{\"api_key\": \"s3cr3t-1\"}");
+    put_billing(f, "two", "{\"api_key\": \"s3cr3t-2\", \"webhook_secret\": \"s3cr3t-w\"}");
 
     /* A byte changed. */
     tamper(f, "one", "api_key", NULL);
@@ -427,13 +433,9 @@ static void test_connections_rotate_key_file(void **state)
 {
     fixture_t *f = *state;
     publish_connector(f, BILLING, 1);
-    put_ok(f, "one",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-1\", \"webhook_secret\": \"s3cr3t-w\"}}");
-    put_ok(f, "two",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-2\"}}");
-    put_ok(f, "none", "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"}}");
+    put_billing(f, "one", "{\"api_key\": \"s3cr3t-1\", \"webhook_secret\": \"s3cr3t-w\"}");
+    put_billing(f, "two", "{\"api_key\": \"s3cr3t-2\"}");
+    put_billing(f, "none", NULL);
     int version = 0;
     assert_int_equal(key_lines(f, &version), 1);
     assert_int_equal(version, 1);
@@ -455,11 +457,7 @@ static void test_connections_rotate_key_file(void **state)
     put_ok(f, "two",
            "{\"connector\": \"billing\", \"secrets\": {\"webhook_secret\": \"s3cr3t-3\"}}");
     assert_secret(f, "two", "webhook_secret", "s3cr3t-3");
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", f->dir, SECRET_KEY_FILE);
-    struct stat stt;
-    assert_int_equal(stat(path, &stt), 0);
-    assert_int_equal(stt.st_mode & 0777, 0600);
+    assert_key_file_private(f);
 }
 
 /* A rotation that died after adding the new key to the file (before the store changed) leaves
@@ -468,9 +466,7 @@ static void test_connections_rotate_interrupted(void **state)
 {
     fixture_t *f = *state;
     publish_connector(f, BILLING, 1);
-    put_ok(f, "one",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-1\"}}");
+    put_billing(f, "one", "{\"api_key\": \"s3cr3t-1\"}");
     secret_key_t *k = NULL, *next = NULL;
     assert_int_equal(secret_key_load(f->dir, &k, NULL), 0);
     assert_int_equal(secret_key_next(k, &next, NULL), 0);
@@ -481,9 +477,7 @@ static void test_connections_rotate_interrupted(void **state)
 
     engine_restart(f);
     assert_secret(f, "one", "api_key", "s3cr3t-1"); /* v1 value, v1+v2 file */
-    put_ok(f, "two",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-2\"}}");
+    put_billing(f, "two", "{\"api_key\": \"s3cr3t-2\"}");
     char *sealed = sealed_of(f, "two", "api_key");
     assert_int_equal(secret_sealed_version(sealed), 2);
     free(sealed);
@@ -504,15 +498,10 @@ static void test_connections_rotated_elsewhere(void **state)
 {
     fixture_t *f = *state;
     publish_connector(f, BILLING, 1);
-    put_ok(f, "one",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-1\"}}");
+    put_billing(f, "one", "{\"api_key\": \"s3cr3t-1\"}");
     assert_secret(f, "one", "api_key", "s3cr3t-1"); /* caches key v1 */
     engine_t *other = NULL;
-    engine_config_t cfg;
-    engine_config_defaults(&cfg);
-    cfg.data_dir = f->dir;
-    assert_int_equal(engine_new(&cfg, f->st, &other, NULL), 0);
+    engine_up_into(f, &other);
     int count = 0;
     assert_int_equal(engine_keys_rotate(other, &count, NULL), 0);
     engine_free(other);
@@ -525,12 +514,10 @@ static void test_connections_rotate_env(void **state)
     setenv(SECRET_KEY_ENV, KEY_A, 1);
     engine_restart(f);
     publish_connector(f, BILLING, 1);
-    put_ok(f, "one",
-           "{\"connector\": \"billing\", \"config\": {\"base_url\": \"u\"},"
-           " \"secrets\": {\"api_key\": \"s3cr3t-1\"}}");
+    put_billing(f, "one", "{\"api_key\": \"s3cr3t-1\"}");
     /* No key file in env mode. */
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", f->dir, SECRET_KEY_FILE);
+    key_file_path(f, path);
     assert_int_not_equal(access(path, F_OK), 0);
 
     int count = 0;

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "defs_helpers.h"
+
 #include "core/xalloc.h"
 #include "definition/connector.h"
 
@@ -19,23 +21,6 @@
 #include <string.h>
 
 /* ---- helpers --------------------------------------------------------------------------- */
-
-/* S with every ' turned into " (returned owned). */
-static char *doc(const char *s)
-{
-    char *d = xstrdup(s);
-    for (char *p = d; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return d;
-}
-
-static void dump_diags(const diags_t *d)
-{
-    for (int i = 0; i < d->n; i++)
-        fprintf(stderr, "  [%d] %s: %s (%d:%d)\n", i, d->items[i].pointer, d->items[i].message,
-                d->items[i].line, d->items[i].column);
-}
 
 static int load_q(const char *s, const char *hint, connector_t **out, diags_t *d)
 {
@@ -50,16 +35,14 @@ static connector_t *expect_ok(const char *s)
 {
     connector_t *c = NULL;
     diags_t d = {0};
-    int rc = load_q(s, NULL, &c, &d);
-    if (rc != 0) {
-        fprintf(stderr, "document: %s\n", s);
-        dump_diags(&d);
-    }
-    assert_int_equal(rc, 0);
-    assert_int_equal(d.n, 0);
+    expect_loaded(s, load_q(s, NULL, &c, &d), &d);
     assert_non_null(c);
-    diags_deinit(&d);
     return c;
+}
+
+static void expect_ok_free(const char *s)
+{
+    connector_free(expect_ok(s));
 }
 
 /* Document S is refused with exactly one problem, at POINTER, whose message contains MSG. */
@@ -67,17 +50,8 @@ static void expect_problem(const char *s, const char *pointer, const char *msg)
 {
     connector_t *c = NULL;
     diags_t d = {0};
-    int rc = load_q(s, NULL, &c, &d);
-    if (rc != BR_EINVALID_DEFINITION || d.n != 1 || strcmp(d.items[0].pointer, pointer) != 0 ||
-        !strstr(d.items[0].message, msg)) {
-        fprintf(stderr, "document: %s\nwanted %s: %s\ngot rc %d:\n", s, pointer, msg, rc);
-        dump_diags(&d);
-        connector_free(c);
-        diags_deinit(&d);
-        fail();
-    }
+    expect_refused(s, load_q(s, NULL, &c, &d), &d, pointer, msg);
     assert_null(c);
-    diags_deinit(&d);
 }
 
 /* The SPEC §5 example. */
@@ -336,16 +310,8 @@ static void test_connector_refusals(void **state)
         expect_problem(cases[i].doc, cases[i].pointer, cases[i].msg);
 
     /* a slug at the limit passes, one past it does not */
-    char slug[130];
-    memset(slug, 'a', 129);
-    slug[129] = '\0';
-    char *s = xasprintf("{'slug': '%s', 'base_url': 'https://h', " OPS "}", slug);
-    expect_problem(s, "/slug", "at most 128 characters");
-    free(s);
-    slug[128] = '\0';
-    s = xasprintf("{'slug': '%s', 'base_url': 'https://h', " OPS "}", slug);
-    connector_free(expect_ok(s));
-    free(s);
+    expect_name_limit("{'slug': '", "', 'base_url': 'https://h', " OPS "}", "/slug",
+                      "at most 128 characters", expect_ok_free, expect_problem);
 
     /* what templates may read when it is declared, or cannot be checked */
     connector_free(
@@ -456,21 +422,6 @@ static void test_connector_slug_hint_and_compile(void **state)
 
 /* ---- binding --------------------------------------------------------------------------- */
 
-static void expect_errors(json_t *bound, err_t *err, const char *json_errors)
-{
-    assert_null(bound);
-    assert_int_equal(err->code, BR_EINPUT_INVALID);
-    json_t *want = json_loads(json_errors, 0, NULL);
-    assert_non_null(want);
-    json_t *got = json_object_get(err->detail, "errors");
-    if (!json_equal(got, want)) {
-        char *g = json_dumps(got, JSON_COMPACT);
-        fail_msg("errors: %s, wanted %s", g, json_errors);
-    }
-    json_decref(want);
-    err_clear(err);
-}
-
 static void test_connector_bind_config(void **state)
 {
     (void)state;
@@ -492,23 +443,23 @@ static void test_connector_bind_config(void **state)
 
     /* every problem at once: missing, mistyped, undeclared */
     cfg = json_pack("{s:i, s:s, s:b}", "retries", 1, "tags", "a", "colour", 1);
-    expect_errors(connector_bind_config(c, cfg, &err), &err,
-                  "[{\"field\": \"url\", \"message\": \"is required\"},"
-                  " {\"field\": \"tags\", \"message\": \"must be array, got string\"},"
-                  " {\"field\": \"colour\", \"message\": \"is not declared\"}]");
+    expect_input_errors(connector_bind_config(c, cfg, &err), &err, NULL,
+                        "[{\"field\": \"url\", \"message\": \"is required\"},"
+                        " {\"field\": \"tags\", \"message\": \"must be array, got string\"},"
+                        " {\"field\": \"colour\", \"message\": \"is not declared\"}]");
     json_decref(cfg);
     /* a null value counts as absent */
     cfg = json_pack("{s:n}", "url");
-    expect_errors(connector_bind_config(c, cfg, &err), &err,
-                  "[{\"field\": \"url\", \"message\": \"is required\"}]");
+    expect_input_errors(connector_bind_config(c, cfg, &err), &err, NULL,
+                        "[{\"field\": \"url\", \"message\": \"is required\"}]");
     json_decref(cfg);
     /* NULL is {}; a config that is no object is refused */
-    expect_errors(connector_bind_config(c, NULL, &err), &err,
-                  "[{\"field\": \"url\", \"message\": \"is required\"}]");
+    expect_input_errors(connector_bind_config(c, NULL, &err), &err, NULL,
+                        "[{\"field\": \"url\", \"message\": \"is required\"}]");
     cfg = json_pack("[s]", "x");
-    expect_errors(connector_bind_config(c, cfg, &err), &err,
-                  "[{\"field\": \"\", \"message\": \"must be an object, got array\"},"
-                  " {\"field\": \"url\", \"message\": \"is required\"}]");
+    expect_input_errors(connector_bind_config(c, cfg, &err), &err, NULL,
+                        "[{\"field\": \"\", \"message\": \"must be an object, got array\"},"
+                        " {\"field\": \"url\", \"message\": \"is required\"}]");
     json_decref(cfg);
     /* the message counts the problems */
     cfg = json_pack("{s:s}", "colour", "red");
@@ -524,8 +475,8 @@ static void test_connector_bind_config(void **state)
     assert_int_equal(json_object_size(bound), 0);
     json_decref(bound);
     cfg = json_pack("{s:s}", "url", "x");
-    expect_errors(connector_bind_config(c, cfg, &err), &err,
-                  "[{\"field\": \"url\", \"message\": \"is not declared\"}]");
+    expect_input_errors(connector_bind_config(c, cfg, &err), &err, NULL,
+                        "[{\"field\": \"url\", \"message\": \"is not declared\"}]");
     json_decref(cfg);
     connector_free(c);
 }
@@ -561,15 +512,15 @@ static void test_connector_bind_input(void **state)
     json_decref(bound);
 
     in = json_pack("{s:s}", "id", "seven");
-    expect_errors(connector_bind_input(typed, in, &err), &err,
-                  "[{\"field\": \"id\", \"message\": \"must be integer, got string\"}]");
+    expect_input_errors(connector_bind_input(typed, in, &err), &err, NULL,
+                        "[{\"field\": \"id\", \"message\": \"must be integer, got string\"}]");
     json_decref(in);
-    expect_errors(connector_bind_input(typed, NULL, &err), &err,
-                  "[{\"field\": \"id\", \"message\": \"is required\"}]");
+    expect_input_errors(connector_bind_input(typed, NULL, &err), &err, NULL,
+                        "[{\"field\": \"id\", \"message\": \"is required\"}]");
     /* an input that is no object binds as {}, as an integration's payload does */
     in = json_string("x");
-    expect_errors(connector_bind_input(typed, in, &err), &err,
-                  "[{\"field\": \"id\", \"message\": \"is required\"}]");
+    expect_input_errors(connector_bind_input(typed, in, &err), &err, NULL,
+                        "[{\"field\": \"id\", \"message\": \"is required\"}]");
     json_decref(in);
     connector_free(c);
 }

@@ -14,19 +14,14 @@
 
 #include <cmocka.h>
 
-typedef struct fixture {
-    char dir[64];
-    store_t *st;
-    engine_t *eng;
-} fixture_t;
+#include "tmp_engine.h"
+
+typedef engine_fx_t fixture_t;
 
 static int setup_with(void **state, int max_depth, int64_t max_desc)
 {
-    fixture_t *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/braid-test-engine-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    fixture_t *f = engine_fx_new("/tmp/braid-test-engine-XXXXXX");
     err_t err = {0};
-    assert_int_equal(store_open(f->dir, NULL, &f->st, &err), 0);
     engine_config_t cfg;
     engine_config_defaults(&cfg);
     cfg.max_call_depth = max_depth;
@@ -49,13 +44,7 @@ static int setup_small(void **state)
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    engine_free(f->eng);
-    store_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
+    engine_fx_free(*state);
     return 0;
 }
 
@@ -64,14 +53,9 @@ static void publish(fixture_t *f, const char *doc)
     json_t *result = NULL;
     diags_t diags = {0};
     err_t err = {0};
-    int rc = engine_publish(f->eng, doc, strlen(doc), NULL, &result, &diags, &err);
-    if (rc < 0) {
-        for (int i = 0; i < diags.n; i++)
-            fprintf(stderr, "%s: %s\n", diags.items[i].pointer, diags.items[i].message);
-        fail_msg("publish failed: %s", err.msg);
-    }
+    expect_published(engine_publish(f->eng, doc, strlen(doc), NULL, &result, &diags, &err), &diags,
+                     &err);
     json_decref(result);
-    diags_deinit(&diags);
 }
 
 /* Run NAME with PAYLOAD (JSON text) and return the run record (owned). */

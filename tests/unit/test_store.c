@@ -28,56 +28,27 @@
 
 #include <cmocka.h>
 
+#include "tmp_store.h"
+
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
-typedef struct fx {
-    char dir[64];
-    store_t *st;
-} fx_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+typedef store_fx_t fx_t;
 
 static int open_store(fx_t *f, int64_t group_commit_ms)
 {
     store_options_t o = {.group_commit_ms = group_commit_ms};
-    err_t err = {0};
-    int rc = store_open(f->dir, &o, &f->st, &err);
-    if (rc != 0)
-        fprintf(stderr, "store_open: %s\n", err.msg);
-    err_clear(&err);
-    return rc;
+    return tmp_store_open(f->dir, &o, &f->st);
 }
 
 static int setup(void **state)
 {
-    fx_t *f = XNEW(fx_t);
-    snprintf(f->dir, sizeof f->dir, "/tmp/braid_store_XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    if (open_store(f, 0) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    store_options_t o = {.group_commit_ms = 0};
+    return store_fx_setup(state, "/tmp/braid_store_XXXXXX", &o);
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    store_close(f->st);
-    rm_tree(f->dir);
-    free(f);
-    return 0;
+    return store_fx_teardown(state);
 }
 
 /* A run of INTEGRATION with STATUS, a root unless PARENT is given; times at T. Owned. */

@@ -20,50 +20,25 @@
 
 #include <cmocka.h>
 
+#include "tmp_store.h"
+
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
-typedef struct fx {
-    char dir[64];
-    store_t *st;
-} fx_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+typedef store_fx_t fx_t;
 
 static int open_store(fx_t *f)
 {
-    err_t err = {0};
-    int rc = store_open(f->dir, NULL, &f->st, &err);
-    if (rc != 0)
-        fprintf(stderr, "store_open: %s\n", err.msg);
-    err_clear(&err);
-    return rc;
+    return tmp_store_open(f->dir, NULL, &f->st);
 }
 
 static int setup(void **state)
 {
-    fx_t *f = XNEW(fx_t);
-    snprintf(f->dir, sizeof f->dir, "/tmp/braid_conn_XXXXXX");
-    if (!mkdtemp(f->dir) || open_store(f) != 0) {
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fx_setup(state, "/tmp/braid_conn_XXXXXX", NULL);
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return store_fx_teardown(state);
 }
 
 static void reopen(fx_t *f)

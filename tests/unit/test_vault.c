@@ -20,47 +20,24 @@
 
 #include <cmocka.h>
 
+#include "tmp_store.h"
+
 /* BLAKE2b-256 of "secret-one" keyed with "braid-token-hash-v1", as Python's hashlib computes it:
  * hashlib.blake2b(b"secret-one", digest_size=32, key=b"braid-token-hash-v1").hexdigest() */
 #define EXPECTED_HASH_HEX "da33062440c42a27fc27228e03490932010717d3afd3643c1f4cc8bbb2a18647"
 
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
-typedef struct fx {
-    char dir[64];
-    store_t *st;
-} fx_t;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+typedef store_fx_t fx_t;
 
 static int setup(void **state)
 {
-    fx_t *f = XNEW(fx_t);
-    snprintf(f->dir, sizeof f->dir, "/tmp/braid_vault_XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    err_t err = {0};
-    if (store_open(f->dir, NULL, &f->st, &err) != 0) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return store_fx_setup(state, "/tmp/braid_vault_XXXXXX", NULL);
 }
 
 static int teardown(void **state)
 {
-    fx_t *f = *state;
-    store_close(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return store_fx_teardown(state);
 }
 
 static bool is_b64url(char c)
