@@ -306,6 +306,10 @@ void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg)
     f->script_max_memory = (long long)cfg->script_max_memory;
     f->script_max_instructions = cfg->script_max_instructions;
     f->allow_net = NULL;
+    f->http_connect_timeout_ms = cfg->http_connect_timeout_ms;
+    f->http_low_speed_bytes = cfg->http_low_speed_bytes;
+    f->http_low_speed_ms = cfg->http_low_speed_ms;
+    f->http_idle_connections = cfg->http_max_idle_connections;
 }
 
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS])
@@ -326,6 +330,15 @@ void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAG
         {"--allow-net", OPT_LIST, &f->allow_net, "CIDR",
          "let http and connector tasks reach this range, which the address guard refuses "
          "otherwise (repeatable)", 0, 0},
+        {"--http-connect-timeout-ms", OPT_INT, &f->http_connect_timeout_ms, "N",
+         "longest wait for an outbound connection (default 10000; never past the task's "
+         "timeout)", 1, 60000},
+        {"--http-low-speed-bytes", OPT_INT, &f->http_low_speed_bytes, "N",
+         "an outbound response slower than N bytes/s ... (default 1)", 1, 1LL << 30},
+        {"--http-low-speed-ms", OPT_INT, &f->http_low_speed_ms, "N",
+         "... for N ms fails with timeout (default 10000)", 1000, 60000},
+        {"--http-idle-connections", OPT_INT, &f->http_idle_connections, "N",
+         "outbound keep-alive connections kept open for reuse (default 64)", 1, 4096},
     };
     memcpy(rows, table, sizeof table);
 }
@@ -339,4 +352,8 @@ void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg)
     cfg->script_max_memory = (size_t)f->script_max_memory;
     cfg->script_max_instructions = f->script_max_instructions;
     cfg->allow_net = f->allow_net;
+    cfg->http_connect_timeout_ms = f->http_connect_timeout_ms;
+    cfg->http_low_speed_bytes = f->http_low_speed_bytes;
+    cfg->http_low_speed_ms = f->http_low_speed_ms;
+    cfg->http_max_idle_connections = (int)f->http_idle_connections;
 }

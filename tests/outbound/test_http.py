@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import (execute, http_task, integration, outcome, probe, publish, set_task)
+from conftest import (ALLOW, execute, http_task, integration, outcome, probe, publish, set_task)
 
 
 @pytest.fixture
@@ -520,3 +520,14 @@ def test_literal_other_scheme_refused_at_publish_or_run(srv, up, url):
     assert r.status in (200, 201), r
     o = outcome(srv, "h/literal-scheme")["o"]
     assert o["error"]["code"] == "blocked", o
+
+
+def test_low_speed_limit_is_a_setting(make_server, up):
+    """--http-low-speed-bytes/-ms tighten the slow-response limit without touching timeout_ms."""
+    srv = make_server(ALLOW + ("--http-low-speed-bytes", "100", "--http-low-speed-ms", "1000"),
+                      name="lowspeed")
+    publish(srv, probe("h/low-speed-flag", http_task("h", up.url("/drip?bytes=50&interval_ms=200"),
+                                                     timeout_ms=30000)))
+    o = outcome(srv, "h/low-speed-flag")["o"]
+    assert o["success"] is False and o["error"]["code"] == "timeout", o
+    assert 900 <= o["duration_ms"] <= 5000, o
