@@ -279,6 +279,9 @@ json_t *definition_bind_inputs(const definition_t *def, const json_t *payload, e
  * (owned), empty when it fits. */
 json_t *definition_mapping_problems(const definition_t *def, const json_t *mapped);
 
+/* Whether ID is a valid connection id: ^[A-Za-z0-9][A-Za-z0-9_.-]*$, at most 128 bytes. */
+bool definition_connection_id_valid(const char *id);
+
 /* Whether NAME matches the shell-style glob PATTERN (`*`, `?`; `*` crosses '/'). */
 bool definition_glob_match(const char *pattern, const char *name);
 

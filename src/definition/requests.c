@@ -31,8 +31,8 @@ static bool is_alnum(char ch)
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
-/* ^[A-Za-z0-9][A-Za-z0-9_.-]*$, at most 128 bytes: a connection id. */
-static bool is_connection_id(const char *s)
+/* ^[A-Za-z0-9][A-Za-z0-9_.-]*$, at most 128 bytes: a connection id. See definition.h. */
+bool definition_connection_id_valid(const char *s)
 {
     if (!is_alnum(*s) || strlen(s) > MAX_NAME_LEN)
         return false;
@@ -74,7 +74,7 @@ static void connection_member(vctx_t *c, const json_t *obj, const char *key, boo
     const char *id = def_get_string(c, obj, key, required);
     if (!id)
         return;
-    if (!is_connection_id(id)) {
+    if (!definition_connection_id_valid(id)) {
         def_problem(c, key,
                     "invalid connection id '%.200s': must be a literal id matching "
                     "^[A-Za-z0-9][A-Za-z0-9_.-]*$, at most 128 characters",
