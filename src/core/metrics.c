@@ -59,20 +59,24 @@ typedef struct series {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static strmap_t *all; /* "fam|labels" -> series_t *; created on first use */
 
-/* Append "NAME=\"VALUE\"" with VALUE escaped as the text format wants (\\, \", \n). */
+/* Append "NAME=\"VALUE\"" with VALUE escaped as the text format wants (\\, \", \n). Called for
+ * every run and request, so it copies runs of plain characters at once and never formats. */
 static void put_label(buf_t *b, const char *name, const char *value)
 {
     if (b->len)
         buf_putc(b, ',');
-    buf_printf(b, "%s=\"", name);
-    for (const char *p = value ? value : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            buf_putc(b, '\\');
-        if (*p == '\n') {
-            buf_puts(b, "\\n");
-            continue;
-        }
-        buf_putc(b, *p);
+    buf_puts(b, name);
+    buf_append(b, "=\"", 2);
+    const char *p = value ? value : "";
+    for (;;) {
+        size_t plain = strcspn(p, "\\\"\n");
+        buf_append(b, p, plain);
+        p += plain;
+        if (!*p)
+            break;
+        buf_putc(b, '\\');
+        buf_putc(b, *p == '\n' ? 'n' : *p);
+        p++;
     }
     buf_putc(b, '"');
 }
@@ -82,12 +86,12 @@ static series_t *series_get(int fam, const char *labels)
 {
     if (!all)
         all = strmap_new();
+    /* The key is one character for the family, then the labels. */
     char key[512];
-    char *heap = NULL;
-    const char *k = key;
-    int n = snprintf(key, sizeof key, "%d|%s", fam, labels);
-    if (n < 0 || (size_t)n >= sizeof key)
-        k = heap = xasprintf("%d|%s", fam, labels);
+    size_t n = strlen(labels);
+    char *k = n + 2 <= sizeof key ? key : xmalloc(n + 2);
+    k[0] = (char)('A' + fam);
+    memcpy(k + 1, labels, n + 1);
     series_t *s = strmap_get(all, k);
     if (!s) {
         s = XNEW(series_t);
@@ -95,7 +99,8 @@ static series_t *series_get(int fam, const char *labels)
         s->labels = xstrdup(labels);
         strmap_put(all, k, s);
     }
-    free(heap);
+    if (k != key)
+        free(k);
     return s;
 }
 

@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/jsonx.h"
+#include "core/metrics.h"
 #include "core/strmap.h"
 #include "core/uuid.h"
 
@@ -170,6 +171,28 @@ static void test_core_error_table(void **state)
     assert_false(err_retryable(BR_EINPUT_INVALID));
 }
 
+/* Label values are escaped as the Prometheus text format wants; counts add up per series. */
+static void test_core_metrics_labels(void **state)
+{
+    (void)state;
+    metrics_reset();
+    metrics_run_started("plain/name");
+    metrics_run_started("plain/name");
+    metrics_run_started("q\"uo\\te\nline");
+    metrics_run_finished("plain/name", "succeeded", 3);
+    buf_t b = BUF_INIT;
+    metrics_render(&b);
+    assert_non_null(strstr(b.data, "braid_runs_started_total{integration=\"plain/name\"} 2\n"));
+    assert_non_null(
+        strstr(b.data, "braid_runs_started_total{integration=\"q\\\"uo\\\\te\\nline\"} 1\n"));
+    assert_non_null(strstr(
+        b.data,
+        "braid_runs_finished_total{integration=\"plain/name\",status=\"succeeded\"} 1\n"));
+    assert_non_null(strstr(b.data, "braid_run_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+    buf_deinit(&b);
+    metrics_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_core_strmap_grows_and_deletes),
         cmocka_unit_test(test_core_rfc3339_round_trip),
         cmocka_unit_test(test_core_error_table),
+        cmocka_unit_test(test_core_metrics_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
