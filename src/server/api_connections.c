@@ -26,68 +26,40 @@ void api_connectors_list(request_t *req)
 {
     json_t *list = NULL;
     err_t err = {0};
-    if (engine_connector_list(req->srv->eng, &list, &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    json_t *doc = json_pack("{s:o}", "connectors", list);
-    http_reply_json(req, 200, doc, NULL, NULL);
-    json_decref(doc);
+    int rc = engine_connector_list(req->srv->eng, &list, &err);
+    http_reply_listing(req, rc, "connectors", list, &err);
 }
 
-/* Answer version VERSION (0 = latest) of the connector named in the path: the document itself,
- * with its version in Braid-Version (as GET /integrations/NAME does). */
-static void reply_connector(request_t *req, int version)
+/* An api_doc_get_cb: connector SLUG's version VERSION as the engine holds it. */
+static int get_connector(server_t *srv, const char *slug, int version, api_doc_t *out, err_t *err)
 {
-    json_t *doc = NULL;
-    int got = 0;
-    err_t err = {0};
-    if (engine_connector_get(req->srv->eng, req->params[0], version, &doc, &got, &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    char num[24];
-    snprintf(num, sizeof num, "%d", got);
-    http_reply_json(req, 200, doc, "Braid-Version", num);
-    json_decref(doc);
+    return engine_connector_get(srv->eng, slug, version, &out->json, &out->version, err);
 }
 
-/* GET /connectors/SLUG -> the latest version's document. */
+/* An api_versions_cb. The engine has no call for this list; like GET /integrations/NAME/versions
+ * it comes from the store, which answers not_found for an unknown slug. */
+static int connector_versions(server_t *srv, const char *slug, json_t **out, err_t *err)
+{
+    return store_connector_versions(srv->st, slug, out, err);
+}
+
+/* GET /connectors/SLUG -> the latest version's document, with its version in Braid-Version
+ * (as GET /integrations/NAME does). */
 void api_connectors_get(request_t *req)
 {
-    reply_connector(req, 0);
+    api_versioned_get(req, get_connector);
 }
 
 /* GET /connectors/SLUG/versions/N -> that version's document. */
 void api_connectors_version_get(request_t *req)
 {
-    char *end;
-    long n = strtol(req->params[1], &end, 10);
-    if (*end || end == req->params[1] || n < 1 || n > (1L << 30)) {
-        http_reply_error(req, 404, "version_not_found", NULL, "no version '%s' of connector %s",
-                         req->params[1], req->params[0]);
-        return;
-    }
-    reply_connector(req, (int)n);
+    api_versioned_version_get(req, get_connector, "connector ");
 }
 
-/* GET /connectors/SLUG/versions -> {"slug", "versions": [{"version", "created_at"}...]}.
- * The engine has no call for this list; like GET /integrations/NAME/versions it comes from
- * the store, which answers not_found for an unknown slug. */
+/* GET /connectors/SLUG/versions -> {"slug", "versions": [{"version", "created_at"}...]}. */
 void api_connectors_versions(request_t *req)
 {
-    json_t *list = NULL;
-    err_t err = {0};
-    if (store_connector_versions(req->srv->st, req->params[0], &list, &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    json_t *doc = json_pack("{s:s, s:o}", "slug", req->params[0], "versions", list);
-    http_reply_json(req, 200, doc, NULL, NULL);
-    json_decref(doc);
+    api_versioned_versions(req, connector_versions, "slug");
 }
 
 /* PUT /connectors/SLUG: publish the body. 201 new version, 200 unchanged, 400 when the body is
@@ -100,54 +72,10 @@ void api_connectors_put(request_t *req)
     if (!parsed)
         return;
     json_decref(parsed); /* the engine parses the text again, with line numbers for its diags */
-    json_t *result = NULL;
-    diags_t diags = {0};
-    err_t err = {0};
-    int rc = engine_connector_publish(req->srv->eng, req->body.data, req->body.len, req->params[0],
-                                      &result, &diags, &err);
-    if (rc == BR_EINVALID_DEFINITION) {
-        json_t *detail = json_pack("{s:o}", "errors", diags_to_json(&diags));
-        http_reply_error(req, 422, "invalid_definition", detail, "%s",
-                         err.msg[0] ? err.msg : "the connector document is not valid");
-    } else if (rc < 0) {
-        http_reply_err(req, &err);
-    } else {
-        http_reply_json(req, json_is_true(json_object_get(result, "created")) ? 201 : 200, result,
-                        NULL, NULL);
-    }
-    json_decref(result);
-    diags_deinit(&diags);
-    err_clear(&err);
+    api_versioned_put(req, engine_connector_publish, "the connector document is not valid");
 }
 
 /* ---- connections -------------------------------------------------------------------------- */
-
-/* Overwrite, in place, every string inside V that nobody else holds: the parsed copies of a
- * body's secret values. A value (or container) with another reference belongs to someone else
- * too -- the engine may keep parts of what it was given -- and is left alone. Keys are not
- * touched: they are names, never values. */
-static void wipe_strings(json_t *v)
-{
-    if (!v || v->refcount != 1)
-        return;
-    if (json_is_string(v)) {
-        vault_wipe((char *)json_string_value(v), json_string_length(v));
-    } else if (json_is_object(v)) {
-        const char *key;
-        json_t *child;
-        json_object_foreach(v, key, child)
-        {
-            wipe_strings(child);
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *child;
-        json_array_foreach(v, i, child)
-        {
-            wipe_strings(child);
-        }
-    }
-}
 
 /* The body of REQ as JSON (owned), parsed without ever quoting it: jansson's own messages say
  * "invalid token near '<text>'", and that text could be a secret. Duplicate keys are refused
@@ -240,8 +168,9 @@ void api_connections_put(request_t *req)
         clean = scrub_json(sc, out);
         http_reply_json(req, created ? 201 : 200, clean, NULL, NULL);
     }
-    wipe_strings(body);
-    json_decref(body);
+    /* Wipes the parsed copies of the secret values that nobody else holds: the engine may
+     * keep parts of what it was given, and those are left alone. */
+    vault_wipe_json_decref(body);
     json_decref(clean);
     json_decref(out);
     err_clear(&err);
@@ -253,14 +182,8 @@ void api_connections_list(request_t *req)
 {
     json_t *list = NULL;
     err_t err = {0};
-    if (engine_connection_list(req->srv->eng, &list, &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    json_t *doc = json_pack("{s:o}", "connections", list);
-    http_reply_json(req, 200, doc, NULL, NULL);
-    json_decref(doc);
+    int rc = engine_connection_list(req->srv->eng, &list, &err);
+    http_reply_listing(req, rc, "connections", list, &err);
 }
 
 /* GET /connections/ID -> {"id", "connector", "config", "secrets": [{"name", "updated_at"}],
@@ -269,13 +192,8 @@ void api_connections_get(request_t *req)
 {
     json_t *out = NULL;
     err_t err = {0};
-    if (engine_connection_get(req->srv->eng, req->params[0], &out, &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    http_reply_json(req, 200, out, NULL, NULL);
-    json_decref(out);
+    int rc = engine_connection_get(req->srv->eng, req->params[0], &out, &err);
+    http_reply_result(req, rc, out, &err);
 }
 
 /* DELETE /connections/ID -> 204. 404 connection_not_found. */

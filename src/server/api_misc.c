@@ -10,12 +10,8 @@ void api_graph_get(request_t *req)
 {
     json_t *g = NULL;
     err_t err = {0};
-    if (engine_graph(req->srv->eng, &g, &err) < 0)
-        http_reply_err(req, &err);
-    else
-        http_reply_json(req, 200, g, NULL, NULL);
-    json_decref(g);
-    err_clear(&err);
+    int rc = engine_graph(req->srv->eng, &g, &err);
+    http_reply_result(req, rc, g, &err);
 }
 
 /* GET /healthz -> {"status": "ok"}. */

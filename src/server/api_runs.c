@@ -155,10 +155,6 @@ void api_runs_cancel(request_t *req)
         if (!ok)
             return;
     }
-    if (engine_cancel(req->srv->eng, id, &out, &err) < 0)
-        http_reply_err(req, &err);
-    else
-        http_reply_json(req, 200, out, NULL, NULL);
-    json_decref(out);
-    err_clear(&err);
+    int rc = engine_cancel(req->srv->eng, id, &out, &err);
+    http_reply_result(req, rc, out, &err);
 }

@@ -53,26 +53,15 @@ void api_tokens_list(request_t *req)
 {
     json_t *list = NULL;
     err_t err = {0};
-    if (store_token_list(req->srv->st, &list, &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    json_t *doc = json_pack("{s:o}", "tokens", list);
-    http_reply_json(req, 200, doc, NULL, NULL);
-    json_decref(doc);
+    int rc = store_token_list(req->srv->st, &list, &err);
+    http_reply_listing(req, rc, "tokens", list, &err);
 }
 
 /* DELETE /tokens/ID -> {"id", "revoked": true}. Takes effect within a second (auth cache). */
 void api_tokens_delete(request_t *req)
 {
     err_t err = {0};
-    if (store_token_revoke(req->srv->st, req->params[0], clock_now_ms(), &err) < 0) {
-        http_reply_err(req, &err);
-        err_clear(&err);
-        return;
-    }
-    json_t *doc = json_pack("{s:s, s:b}", "id", req->params[0], "revoked", 1);
-    http_reply_json(req, 200, doc, NULL, NULL);
-    json_decref(doc);
+    int rc = store_token_revoke(req->srv->st, req->params[0], clock_now_ms(), &err);
+    http_reply_result(
+        req, rc, rc < 0 ? NULL : json_pack("{s:s, s:b}", "id", req->params[0], "revoked", 1), &err);
 }

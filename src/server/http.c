@@ -139,6 +139,21 @@ void http_reply_err(request_t *req, const err_t *err)
                      err->msg[0] ? err->msg : code);
 }
 
+void http_reply_result(request_t *req, int rc, json_t *doc, err_t *err)
+{
+    if (rc < 0)
+        http_reply_err(req, err);
+    else
+        http_reply_json(req, 200, doc, NULL, NULL);
+    json_decref(doc);
+    err_clear(err);
+}
+
+void http_reply_listing(request_t *req, int rc, const char *key, json_t *list, err_t *err)
+{
+    http_reply_result(req, rc, rc < 0 ? list : json_pack("{s:o}", key, list), err);
+}
+
 /* The error answer for ERR as a response, for threads without a request; counts it. */
 struct MHD_Response *http_error_response(const err_t *err, int *status)
 {

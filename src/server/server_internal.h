@@ -117,6 +117,12 @@ void http_reply_error(request_t *req, int status, const char *code, json_t *deta
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The error answer for an err_t from the engine or the store, with the status its code has. */
 void http_reply_err(request_t *req, const err_t *err);
+/* The answer to a call that returned RC: 200 with DOC (taken; NULL allowed when RC < 0) on
+ * success, ERR's error answer otherwise. ERR is cleared either way. */
+void http_reply_result(request_t *req, int rc, json_t *doc, err_t *err);
+/* A listing's answer: 200 {KEY: LIST} on success (RC >= 0), ERR's error answer otherwise. LIST
+ * taken; ERR cleared. */
+void http_reply_listing(request_t *req, int rc, const char *key, json_t *list, err_t *err);
 int http_status_for(int code);
 /* JSON answer; V borrowed. HEADER/VALUE (may be NULL) add one header. */
 void http_reply_json(request_t *req, int status, const json_t *v, const char *header,
@@ -196,6 +202,32 @@ struct server {
     pthread_mutex_t auth_lock;
     void *auth_cache; /* strmap_t *: token id -> cached record */
 };
+
+/* ---- api_versioned.c ---------------------------------------------------------------------- */
+
+/* What the routes of versioned documents (integrations, connectors) share. A kind's handlers
+ * pass its own calls; the path's first parameter is always the document's name. */
+
+/* One version of a document as GET answers it: TEXT (owned) sent as it is stored, or else JSON
+ * (owned) serialised; VERSION goes in Braid-Version. */
+typedef struct api_doc {
+    char *text;
+    json_t *json;
+    int version;
+} api_doc_t;
+/* Version VERSION (0 = latest) of NAME into *OUT (filled only on success). */
+typedef int (*api_doc_get_cb)(server_t *srv, const char *name, int version, api_doc_t *out,
+                              err_t *err);
+/* NAME's versions: an owned array of {"version", "created_at"}; not_found for an unknown name. */
+typedef int (*api_versions_cb)(server_t *srv, const char *name, json_t **out, err_t *err);
+/* engine_publish and engine_connector_publish. */
+typedef int (*api_publish_cb)(engine_t *eng, const char *text, size_t len, const char *name_hint,
+                              json_t **result, diags_t *diags, err_t *err);
+
+void api_versioned_get(request_t *req, api_doc_get_cb get);
+void api_versioned_version_get(request_t *req, api_doc_get_cb get, const char *what);
+void api_versioned_versions(request_t *req, api_versions_cb versions, const char *key);
+void api_versioned_put(request_t *req, api_publish_cb publish, const char *invalid_msg);
 
 /* Handlers (api_*.c), named after their routes. */
 void api_execute_post(request_t *req);

@@ -782,11 +782,7 @@ static int w_step_put(store_backend_t *be, step_rec_t *const *steps, const store
 
 /* ---- the write side: integrations ------------------------------------------------------------ */
 
-static const char SQL_LATEST_VERSION[] =
-    "SELECT version, doc FROM integration_versions WHERE name=?1 ORDER BY version DESC LIMIT 1";
 static const char SQL_IS_ARCHIVED[] = "SELECT archived FROM integrations WHERE name=?1";
-static const char SQL_VERSION_INSERT[] =
-    "INSERT INTO integration_versions(name, version, doc, created_at) VALUES (?1, ?2, ?3, ?4)";
 static const char SQL_INTEGRATION_UPSERT[] =
     "INSERT INTO integrations(name, archived, created_at, updated_at) VALUES (?1, 0, ?2, ?2)"
     " ON CONFLICT(name) DO UPDATE SET archived=0, updated_at=excluded.updated_at";
@@ -807,45 +803,33 @@ int sq_prep_w(store_backend_t *be, const char *sql, sqlite3_stmt **st, err_t *er
     return rc;
 }
 
+/* The version itself is sq_docs_publish's; an integration also keeps its row in integrations
+ * (un-archived by any publish) and its triggers, and moves the catalog epoch. */
 static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
 {
     sqlite3 *db = be->w->db;
     const char *name = op->u.publish.name;
     sqlite3_stmt *st;
-    int rc, latest = 0;
-    bool same = false, archived = false;
+    int rc, version;
+    bool created, archived = false;
     int64_t now = clock_now_ms();
 
-    if ((rc = sq_prep_w(be, SQL_LATEST_VERSION, &st, err)) < 0)
+    if ((rc = sq_docs_publish(be, &sq_integration_docs, name, op->u.publish.doc, now, &version,
+                              &created, err)) < 0)
         return rc;
-    sq_bind_str(st, 1, name);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        latest = sqlite3_column_int(st, 0);
-        const char *doc = (const char *)sqlite3_column_text(st, 1);
-        same = doc && strcmp(doc, op->u.publish.doc) == 0;
-    }
-    rc = (s == SQLITE_ROW || s == SQLITE_DONE) ? 0 : sq_fail(db, err, "cannot read versions");
-    sqlite3_reset(st);
-    if (rc < 0)
-        return rc;
-
-    if ((rc = sq_prep_w(be, SQL_IS_ARCHIVED, &st, err)) < 0)
-        return rc;
-    sq_bind_str(st, 1, name);
-    s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        archived = sqlite3_column_int(st, 0) != 0;
-    rc = (s == SQLITE_ROW || s == SQLITE_DONE) ? 0 : sq_fail(db, err, "cannot read versions");
-    sqlite3_reset(st);
-    if (rc < 0)
-        return rc;
-
-    if (same) {
-        op->u.publish.version = latest;
+    if (!created) {
+        op->u.publish.version = version;
         op->u.publish.created = false;
-        if (!archived)
-            return 0;
+        if ((rc = sq_prep_w(be, SQL_IS_ARCHIVED, &st, err)) < 0)
+            return rc;
+        sq_bind_str(st, 1, name);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW)
+            archived = sqlite3_column_int(st, 0) != 0;
+        rc = (s == SQLITE_ROW || s == SQLITE_DONE) ? 0 : sq_fail(db, err, "cannot read versions");
+        sqlite3_reset(st);
+        if (rc < 0 || !archived)
+            return rc;
         if ((rc = sq_prep_w(be, SQL_UNARCHIVE, &st, err)) < 0)
             return rc;
         sq_bind_str(st, 1, name);
@@ -854,15 +838,6 @@ static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
             return rc;
         return exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog");
     }
-
-    if ((rc = sq_prep_w(be, SQL_VERSION_INSERT, &st, err)) < 0)
-        return rc;
-    sq_bind_str(st, 1, name);
-    sqlite3_bind_int(st, 2, latest + 1);
-    sq_bind_str(st, 3, op->u.publish.doc);
-    sqlite3_bind_int64(st, 4, now);
-    if ((rc = sq_step_done(db, st, err, "cannot store the version")) < 0)
-        return rc;
 
     if ((rc = sq_prep_w(be, SQL_INTEGRATION_UPSERT, &st, err)) < 0)
         return rc;
@@ -889,7 +864,7 @@ static int op_publish(store_backend_t *be, store_op_t *op, err_t *err)
     }
     if ((rc = exec_cached(be, SQL_EPOCH_BUMP, err, "cannot update the catalog")) < 0)
         return rc;
-    op->u.publish.version = latest + 1;
+    op->u.publish.version = version;
     op->u.publish.created = true;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* sqlite_connections.c - the SQLite backend's connectors (immutable versions, like
- * integration_versions) and connections (config and sealed secrets as JSON text), both sides:
- * the write ops the writer thread runs, and the reads on pooled read-only connections.
+ * integration_versions; sqlite_versions.c stores and reads those for both) and connections
+ * (config and sealed secrets as JSON text), both sides: the write ops the writer thread runs,
+ * and the reads on pooled read-only connections.
  *
  * Invariant: every write here also moves the 'connections' row of counters in the same
  * transaction, so an engine that reads an unchanged epoch has seen every change. Secrets
@@ -13,23 +14,9 @@
 #include "core/xalloc.h"
 
 #include <stdlib.h>
-#include <string.h>
-
-static json_t *time_json(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char buf[40];
-    clock_format_rfc3339(ms, buf, sizeof buf);
-    return json_string(buf);
-}
 
 /* ---- the write side (writer thread, inside the op's savepoint) ------------------------------- */
 
-static const char SQL_CONNECTOR_LATEST[] =
-    "SELECT version, doc FROM connectors WHERE slug=?1 ORDER BY version DESC LIMIT 1";
-static const char SQL_CONNECTOR_INSERT[] =
-    "INSERT INTO connectors(slug, version, doc, created_at) VALUES (?1, ?2, ?3, ?4)";
 /* An upsert rather than a plain UPDATE: a counters row deleted by hand comes back. */
 static const char SQL_EPOCH_BUMP[] = "INSERT INTO counters(name, value) VALUES ('connections', 1)"
                                      " ON CONFLICT(name) DO UPDATE SET value=value+1";
@@ -53,47 +40,13 @@ static int bump_epoch(store_backend_t *be, err_t *err)
     return rc < 0 ? rc : sq_step_done(be->w->db, st, err, "cannot update the connections epoch");
 }
 
-/* Store the op's document as the slug's next version unless it equals the latest. */
+/* Store the op's document as the slug's next version unless it equals the latest (which moves
+ * nothing, the epoch included). */
 int sq_op_connector_publish(store_backend_t *be, store_op_t *op, err_t *err)
 {
-    sqlite3 *db = be->w->db;
-    const char *slug = op->u.connector_publish.slug;
-    sqlite3_stmt *st;
-    int rc, latest = 0;
-    bool same = false;
-
-    if ((rc = sq_prep_w(be, SQL_CONNECTOR_LATEST, &st, err)) < 0)
-        return rc;
-    sq_bind_str(st, 1, slug);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        latest = sqlite3_column_int(st, 0);
-        const char *doc = (const char *)sqlite3_column_text(st, 1);
-        same = doc && strcmp(doc, op->u.connector_publish.doc) == 0;
-    }
-    rc = (s == SQLITE_ROW || s == SQLITE_DONE) ? 0 : sq_fail(db, err, "cannot read connectors");
-    sqlite3_reset(st);
-    if (rc < 0)
-        return rc;
-    if (same) {
-        op->u.connector_publish.version = latest;
-        op->u.connector_publish.created = false;
-        return 0;
-    }
-
-    if ((rc = sq_prep_w(be, SQL_CONNECTOR_INSERT, &st, err)) < 0)
-        return rc;
-    sq_bind_str(st, 1, slug);
-    sqlite3_bind_int(st, 2, latest + 1);
-    sq_bind_str(st, 3, op->u.connector_publish.doc);
-    sqlite3_bind_int64(st, 4, clock_now_ms());
-    if ((rc = sq_step_done(db, st, err, "cannot store the connector")) < 0)
-        return rc;
-    if ((rc = bump_epoch(be, err)) < 0)
-        return rc;
-    op->u.connector_publish.version = latest + 1;
-    op->u.connector_publish.created = true;
-    return 0;
+    int rc = sq_docs_publish(be, &sq_connector_docs, op->u.publish.name, op->u.publish.doc,
+                             clock_now_ms(), &op->u.publish.version, &op->u.publish.created, err);
+    return rc < 0 || !op->u.publish.created ? rc : bump_epoch(be, err);
 }
 
 /* Bind C to SQL_CONNECTION_PUT's or SQL_CONNECTION_UPDATE's ?1..?6 on ST and step it: config
@@ -160,65 +113,23 @@ int sq_op_connection_put_all(store_backend_t *be, store_op_t *op, err_t *err)
 
 /* ---- the read side (any thread) -------------------------------------------------------------- */
 
-static const char SQL_CONNECTOR_GET[] =
-    "SELECT slug, version, doc, created_at FROM connectors"
-    " WHERE slug=?1 AND (?2=0 OR version=?2) ORDER BY version DESC LIMIT 1";
-static const char SQL_CONNECTOR_EXISTS[] = "SELECT 1 FROM connectors WHERE slug=?1 LIMIT 1";
 /* created_at is a bare column beside max(): SQLite takes it from the row holding the maximum,
  * so updated_at is the latest version's time. */
 static const char SQL_CONNECTOR_LIST[] =
     "SELECT slug, max(version), created_at FROM connectors GROUP BY slug ORDER BY slug";
-static const char SQL_CONNECTOR_VERSIONS[] =
-    "SELECT version, created_at FROM connectors WHERE slug=?1 ORDER BY version";
-
 #define CONNECTION_COLS "id, connector, config, secrets, created_at, updated_at"
 static const char SQL_CONNECTION_GET[] = "SELECT " CONNECTION_COLS " FROM connections WHERE id=?1";
 static const char SQL_CONNECTION_LIST[] = "SELECT " CONNECTION_COLS " FROM connections ORDER BY id";
 static const char SQL_CONNECTIONS_EPOCH[] = "SELECT value FROM counters WHERE name='connections'";
 
-/* Version VERSION (0 = latest) of connector SLUG into *OUT (owned; integration_version_free):
- * BR_ENOT_FOUND when SLUG has no version, BR_EVERSION_NOT_FOUND when only VERSION is missing. */
-int sq_connector_get(store_backend_t *be, const char *slug, int version,
-                     integration_version_t **out, err_t *err)
+/* An sq_row_json_cb for SQL_CONNECTOR_LIST. */
+static int row_connector(sqlite3_stmt *st, json_t **out, err_t *err)
 {
-    sq_conn_t *c;
-    sqlite3_stmt *st;
-    int rc = sq_begin_read(be, SQL_CONNECTOR_GET, &c, &st, err);
-    if (rc < 0)
-        return rc;
-    sq_bind_str(st, 1, slug);
-    sqlite3_bind_int(st, 2, version);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        integration_version_t *v = XNEW(integration_version_t);
-        v->name = sq_col_str(st, 0);
-        v->version = sqlite3_column_int(st, 1);
-        v->doc = sq_col_str(st, 2);
-        v->created_at = sqlite3_column_int64(st, 3);
-        v->archived = false;
-        *out = v;
-    } else if (s != SQLITE_DONE) {
-        rc = sq_fail(c->db, err, "cannot read a connector");
-    } else if (version == 0) {
-        rc = err_set(err, BR_ENOT_FOUND, "connector %s not found", slug);
-    } else {
-        sqlite3_reset(st);
-        sqlite3_stmt *ex;
-        if ((rc = sq_prepare(c, SQL_CONNECTOR_EXISTS, &ex, err)) == 0) {
-            sq_bind_str(ex, 1, slug);
-            s = sqlite3_step(ex);
-            if (s == SQLITE_ROW)
-                rc = err_set(err, BR_EVERSION_NOT_FOUND, "connector %s has no version %d", slug,
-                             version);
-            else if (s == SQLITE_DONE)
-                rc = err_set(err, BR_ENOT_FOUND, "connector %s not found", slug);
-            else
-                rc = sq_fail(c->db, err, "cannot read a connector");
-            sqlite3_reset(ex);
-        }
-    }
-    sq_end_read(be, c, st);
-    return rc;
+    (void)err;
+    *out = json_pack("{s:s, s:i, s:o}", "slug", (const char *)sqlite3_column_text(st, 0),
+                     "latest_version", sqlite3_column_int(st, 1), "updated_at",
+                     store_time_json(sqlite3_column_int64(st, 2)));
+    return 0;
 }
 
 /* Every connector by slug: an owned array of {"slug", "latest_version", "updated_at"}. */
@@ -229,50 +140,7 @@ int sq_connector_list(store_backend_t *be, json_t **out, err_t *err)
     int rc = sq_begin_read(be, SQL_CONNECTOR_LIST, &c, &st, err);
     if (rc < 0)
         return rc;
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, json_pack("{s:s, s:i, s:o}", "slug",
-                                             (const char *)sqlite3_column_text(st, 0),
-                                             "latest_version", sqlite3_column_int(st, 1),
-                                             "updated_at", time_json(sqlite3_column_int64(st, 2))));
-    if (s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot list connectors");
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
-}
-
-/* SLUG's versions, oldest first: an owned array of {"version", "created_at"}; BR_ENOT_FOUND
- * when SLUG has none. */
-int sq_connector_versions(store_backend_t *be, const char *slug, json_t **out, err_t *err)
-{
-    sq_conn_t *c;
-    sqlite3_stmt *st;
-    int rc = sq_begin_read(be, SQL_CONNECTOR_VERSIONS, &c, &st, err);
-    if (rc < 0)
-        return rc;
-    sq_bind_str(st, 1, slug);
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, json_pack("{s:i, s:o}", "version", sqlite3_column_int(st, 0),
-                                             "created_at", time_json(sqlite3_column_int64(st, 1))));
-    if (s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot list connector versions");
-    else if (json_array_size(arr) == 0)
-        rc = err_set(err, BR_ENOT_FOUND, "connector %s not found", slug);
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return sq_read_array(be, c, st, row_connector, "cannot list connectors", out, err);
 }
 
 /* The connection in the current row (CONNECTION_COLS) as an owned record. Config or secrets
@@ -358,13 +226,7 @@ int sq_connections_epoch(store_backend_t *be, int64_t *epoch, err_t *err)
     int rc = sq_begin_read(be, SQL_CONNECTIONS_EPOCH, &c, &st, err);
     if (rc < 0)
         return rc;
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        *epoch = sqlite3_column_int64(st, 0);
-    else if (s == SQLITE_DONE)
-        *epoch = 0;
-    else
-        rc = sq_fail(c->db, err, "cannot read the connections epoch");
+    rc = sq_one_int64(c, st, epoch, err, "cannot read the connections epoch");
     sq_end_read(be, c, st);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* sqlite_internal.h - what sqlite.c (connections, schema, the write side), sqlite_read.c
- * (the read side) and sqlite_connections.c (connectors and connections) share. Only src/store/
+ * (the read side), sqlite_versions.c (versioned documents: integrations and connectors) and
+ * sqlite_connections.c (connectors and connections) share. Only src/store/
  * includes this header, and with it sqlite3.h.
  *
  * One writing connection belongs to the writer thread; read-only connections come from a
@@ -105,12 +106,31 @@ int sq_step_done(sqlite3 *db, sqlite3_stmt *st, err_t *err, const char *what);
 int sq_begin_read(store_backend_t *be, const char *sql, sq_conn_t **c, sqlite3_stmt **st,
                   err_t *err);
 void sq_end_read(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st);
+/* One row as a JSON value: *OUT owned. 0, or an error (BR_ESTORE for a damaged row). */
+typedef int (*sq_row_json_cb)(sqlite3_stmt *st, json_t **out, err_t *err);
+/* Step ST (from sq_begin_read) into an owned array of ROW's values, then sq_end_read. */
+int sq_read_array(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st, sq_row_json_cb row,
+                  const char *what, json_t **out, err_t *err);
+/* Step ST for one integer (SQL NULL or no row: 0). 0 or BR_ESTORE naming WHAT. */
+int sq_one_int64(sq_conn_t *c, sqlite3_stmt *st, int64_t *out, err_t *err, const char *what);
 
-/* The read side (sqlite_read.c), for the vtable. */
+/* Versioned documents (sqlite_versions.c): a kind names its table's statements and the noun
+ * of its messages. Integrations and connectors are the two kinds. */
+typedef struct sq_docs sq_docs_t;
+extern const sq_docs_t sq_integration_docs;
+extern const sq_docs_t sq_connector_docs;
+/* Store DOC as NAME's next version of kind D unless it equals the latest (writer thread). */
+int sq_docs_publish(store_backend_t *be, const sq_docs_t *d, const char *name, const char *doc,
+                    int64_t now, int *version, bool *created, err_t *err);
 int sq_integration_get(store_backend_t *be, const char *name, int version,
                        integration_version_t **out, err_t *err);
-int sq_integration_list(store_backend_t *be, bool include_archived, json_t **out, err_t *err);
 int sq_integration_versions(store_backend_t *be, const char *name, json_t **out, err_t *err);
+int sq_connector_get(store_backend_t *be, const char *slug, int version,
+                     integration_version_t **out, err_t *err);
+int sq_connector_versions(store_backend_t *be, const char *slug, json_t **out, err_t *err);
+
+/* The read side (sqlite_read.c), for the vtable. */
+int sq_integration_list(store_backend_t *be, bool include_archived, json_t **out, err_t *err);
 int sq_trigger_targets(store_backend_t *be, const char *trigger_id, json_t **out, err_t *err);
 int sq_catalog_epoch(store_backend_t *be, int64_t *epoch, err_t *err);
 int sq_run_get(store_backend_t *be, const char *id, run_rec_t **out, err_t *err);
@@ -135,10 +155,7 @@ int sq_op_connector_publish(store_backend_t *be, store_op_t *op, err_t *err);
 int sq_op_connection_put(store_backend_t *be, store_op_t *op, err_t *err);
 int sq_op_connection_delete(store_backend_t *be, store_op_t *op, err_t *err);
 int sq_op_connection_put_all(store_backend_t *be, store_op_t *op, err_t *err);
-int sq_connector_get(store_backend_t *be, const char *slug, int version,
-                     integration_version_t **out, err_t *err);
 int sq_connector_list(store_backend_t *be, json_t **out, err_t *err);
-int sq_connector_versions(store_backend_t *be, const char *slug, json_t **out, err_t *err);
 int sq_connection_get(store_backend_t *be, const char *id, connection_rec_t **out, err_t *err);
 int sq_connection_list(store_backend_t *be, connection_rec_t ***out, int *n, err_t *err);
 int sq_connections_epoch(store_backend_t *be, int64_t *epoch, err_t *err);

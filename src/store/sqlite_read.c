@@ -8,21 +8,11 @@
 #include "store/sqlite_internal.h"
 
 #include "core/buf.h"
-#include "core/clock.h"
 #include "core/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static json_t *time_json(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char buf[40];
-    clock_format_rfc3339(ms, buf, sizeof buf);
-    return json_string(buf);
-}
 
 /* Borrow a reader and prepare SQL on it. On failure nothing is held. */
 int sq_begin_read(store_backend_t *be, const char *sql, sq_conn_t **c, sqlite3_stmt **st,
@@ -45,8 +35,8 @@ void sq_end_read(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st)
     sq_reader_put(be, c);
 }
 
-/* Step ST for a single integer (SQL NULL reads as 0): 0 or BR_ESTORE. */
-static int one_int64(sq_conn_t *c, sqlite3_stmt *st, int64_t *out, err_t *err, const char *what)
+/* Step ST (on C) for a single integer (SQL NULL and no row read as 0): 0 or BR_ESTORE. */
+int sq_one_int64(sq_conn_t *c, sqlite3_stmt *st, int64_t *out, err_t *err, const char *what)
 {
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
@@ -60,63 +50,59 @@ static int one_int64(sq_conn_t *c, sqlite3_stmt *st, int64_t *out, err_t *err, c
     return sq_fail(c->db, err, what);
 }
 
-/* ---- integrations ---------------------------------------------------------------------------- */
-
-static const char SQL_VERSION_GET[] =
-    "SELECT v.name, v.version, v.doc, v.created_at, i.archived FROM integration_versions v"
-    " JOIN integrations i ON i.name=v.name WHERE v.name=?1 AND (?2=0 OR v.version=?2)"
-    " ORDER BY v.version DESC LIMIT 1";
-static const char SQL_NAME_EXISTS[] = "SELECT 1 FROM integration_versions WHERE name=?1 LIMIT 1";
-
-/* Version VERSION (0 = latest) of NAME into *OUT (owned; integration_version_free). */
-int sq_integration_get(store_backend_t *be, const char *name, int version,
-                       integration_version_t **out, err_t *err)
+/* Step ST (bound, from sq_begin_read with C) through its rows into an owned array of ROW's
+ * values, and give C and ST back. *OUT is set only on success; a row that ROW refuses ends it
+ * with ROW's error, a failed step with BR_ESTORE naming WHAT. */
+int sq_read_array(store_backend_t *be, sq_conn_t *c, sqlite3_stmt *st, sq_row_json_cb row,
+                  const char *what, json_t **out, err_t *err)
 {
-    sq_conn_t *c;
-    sqlite3_stmt *st;
-    int rc = sq_begin_read(be, SQL_VERSION_GET, &c, &st, err);
-    if (rc < 0)
-        return rc;
-    sq_bind_str(st, 1, name);
-    sqlite3_bind_int(st, 2, version);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        integration_version_t *v = XNEW(integration_version_t);
-        v->name = sq_col_str(st, 0);
-        v->version = sqlite3_column_int(st, 1);
-        v->doc = sq_col_str(st, 2);
-        v->created_at = sqlite3_column_int64(st, 3);
-        v->archived = sqlite3_column_int(st, 4) != 0;
-        *out = v;
-    } else if (s != SQLITE_DONE) {
-        rc = sq_fail(c->db, err, "cannot read an integration");
-    } else if (version == 0) {
-        rc = err_set(err, BR_ENOT_FOUND, "integration %s not found", name);
-    } else {
-        sqlite3_reset(st);
-        sqlite3_stmt *ex;
-        if ((rc = sq_prepare(c, SQL_NAME_EXISTS, &ex, err)) == 0) {
-            sq_bind_str(ex, 1, name);
-            s = sqlite3_step(ex);
-            if (s == SQLITE_ROW)
-                rc = err_set(err, BR_EVERSION_NOT_FOUND, "integration %s has no version %d", name,
-                             version);
-            else if (s == SQLITE_DONE)
-                rc = err_set(err, BR_ENOT_FOUND, "integration %s not found", name);
-            else
-                rc = sq_fail(c->db, err, "cannot read an integration");
-            sqlite3_reset(ex);
-        }
+    json_t *arr = json_array();
+    int rc = 0, s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *v = NULL;
+        if ((rc = row(st, &v, err)) == 0)
+            json_array_append_new(arr, v);
     }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = sq_fail(c->db, err, what);
     sq_end_read(be, c, st);
-    return rc;
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
 }
+
+/* An sq_row_json_cb: column 0 as a string. */
+static int row_text(sqlite3_stmt *st, json_t **out, err_t *err)
+{
+    (void)err;
+    *out = json_string((const char *)sqlite3_column_text(st, 0));
+    return 0;
+}
+
+/* ---- integrations (their versions: sqlite_versions.c) -------------------------------------- */
 
 static const char SQL_INTEGRATION_LIST[] =
     "SELECT i.name, (SELECT max(version) FROM integration_versions v WHERE v.name=i.name),"
     " (SELECT json_group_array(trigger_id) FROM (SELECT trigger_id FROM triggers t"
     "   WHERE t.name=i.name ORDER BY trigger_id)),"
     " i.archived, i.updated_at FROM integrations i WHERE ?1 OR i.archived=0 ORDER BY i.name";
+
+/* An sq_row_json_cb for SQL_INTEGRATION_LIST. */
+static int row_integration(sqlite3_stmt *st, json_t **out, err_t *err)
+{
+    json_t *triggers;
+    int rc = sq_col_json(st, 2, &triggers, err);
+    if (rc < 0)
+        return rc;
+    *out = json_pack("{s:s, s:i, s:o, s:b, s:o}", "name", (const char *)sqlite3_column_text(st, 0),
+                     "latest_version", sqlite3_column_int(st, 1), "triggers",
+                     triggers ? triggers : json_array(), "archived", sqlite3_column_int(st, 3),
+                     "updated_at", store_time_json(sqlite3_column_int64(st, 4)));
+    return 0;
+}
 
 /* Every integration (archived ones when INCLUDE_ARCHIVED), by name: an owned array of
  * {"name", "latest_version", "triggers", "archived", "updated_at" (RFC 3339)}. */
@@ -128,59 +114,7 @@ int sq_integration_list(store_backend_t *be, bool include_archived, json_t **out
     if (rc < 0)
         return rc;
     sqlite3_bind_int(st, 1, include_archived);
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *triggers;
-        if ((rc = sq_col_json(st, 2, &triggers, err)) < 0)
-            break;
-        json_array_append_new(arr, json_pack("{s:s, s:i, s:o, s:b, s:o}", "name",
-                                             (const char *)sqlite3_column_text(st, 0),
-                                             "latest_version", sqlite3_column_int(st, 1),
-                                             "triggers", triggers ? triggers : json_array(),
-                                             "archived", sqlite3_column_int(st, 3), "updated_at",
-                                             time_json(sqlite3_column_int64(st, 4))));
-    }
-    if (rc == 0 && s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot list integrations");
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
-}
-
-static const char SQL_VERSIONS[] =
-    "SELECT version, created_at FROM integration_versions WHERE name=?1 ORDER BY version";
-
-/* NAME's versions, oldest first: an owned array of {"version", "created_at"}; BR_ENOT_FOUND
- * when NAME has none. */
-int sq_integration_versions(store_backend_t *be, const char *name, json_t **out, err_t *err)
-{
-    sq_conn_t *c;
-    sqlite3_stmt *st;
-    int rc = sq_begin_read(be, SQL_VERSIONS, &c, &st, err);
-    if (rc < 0)
-        return rc;
-    sq_bind_str(st, 1, name);
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, json_pack("{s:i, s:o}", "version", sqlite3_column_int(st, 0),
-                                             "created_at", time_json(sqlite3_column_int64(st, 1))));
-    if (s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot list versions");
-    else if (json_array_size(arr) == 0)
-        rc = err_set(err, BR_ENOT_FOUND, "integration %s not found", name);
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return sq_read_array(be, c, st, row_integration, "cannot list integrations", out, err);
 }
 
 static const char SQL_TRIGGER_TARGETS[] =
@@ -196,19 +130,7 @@ int sq_trigger_targets(store_backend_t *be, const char *trigger_id, json_t **out
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, trigger_id);
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
-    if (s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot read trigger targets");
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return sq_read_array(be, c, st, row_text, "cannot read trigger targets", out, err);
 }
 
 static const char SQL_EPOCH[] = "SELECT epoch FROM catalog WHERE id=1";
@@ -221,7 +143,7 @@ int sq_catalog_epoch(store_backend_t *be, int64_t *epoch, err_t *err)
     int rc = sq_begin_read(be, SQL_EPOCH, &c, &st, err);
     if (rc < 0)
         return rc;
-    rc = one_int64(c, st, epoch, err, "cannot read the catalog");
+    rc = sq_one_int64(c, st, epoch, err, "cannot read the catalog");
     sq_end_read(be, c, st);
     return rc;
 }
@@ -331,19 +253,7 @@ int sq_step_children(store_backend_t *be, const char *parent_id, int seq, int li
     sq_bind_str(st, 1, parent_id);
     sqlite3_bind_int(st, 2, seq);
     sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
-    if (s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot read child runs");
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return sq_read_array(be, c, st, row_text, "cannot read child runs", out, err);
 }
 
 /* Runs matching F newest first (ids are UUIDv7, so id order is creation order), one page of
@@ -448,7 +358,7 @@ int sq_root_count(store_backend_t *be, const char *root_id, int64_t *count, err_
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, root_id);
-    rc = one_int64(c, st, count, err, "cannot count runs");
+    rc = sq_one_int64(c, st, count, err, "cannot count runs");
     sq_end_read(be, c, st);
     return rc;
 }
@@ -468,7 +378,7 @@ int sq_queue_next_due(store_backend_t *be, int64_t *when, err_t *err)
     int rc = sq_begin_read(be, SQL_NEXT_DUE, &c, &st, err);
     if (rc < 0)
         return rc;
-    rc = one_int64(c, st, when, err, "cannot read the queue");
+    rc = sq_one_int64(c, st, when, err, "cannot read the queue");
     sq_end_read(be, c, st);
     return rc;
 }
@@ -515,19 +425,7 @@ int sq_cancel_requested(store_backend_t *be, const char *owner, json_t **out, er
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, owner);
-    json_t *arr = json_array();
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(arr, json_string((const char *)sqlite3_column_text(st, 0)));
-    if (s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot read cancellations");
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return sq_read_array(be, c, st, row_text, "cannot read cancellations", out, err);
 }
 
 /* ---- API tokens ------------------------------------------------------------------------------ */
@@ -590,6 +488,17 @@ int sq_token_get(store_backend_t *be, const char *id, token_rec_t **out, err_t *
     return rc;
 }
 
+/* An sq_row_json_cb: the token in the current row as token_rec_to_json. */
+static int row_token_json(sqlite3_stmt *st, json_t **out, err_t *err)
+{
+    token_rec_t *t = NULL;
+    int rc = row_token(st, &t, err);
+    if (rc == 0)
+        *out = token_rec_to_json(t);
+    token_rec_free(t);
+    return rc;
+}
+
 /* Every token as token_rec_to_json, newest first: *OUT an owned array. */
 int sq_token_list(store_backend_t *be, json_t **out, err_t *err)
 {
@@ -598,23 +507,7 @@ int sq_token_list(store_backend_t *be, json_t **out, err_t *err)
     int rc = sq_begin_read(be, SQL_TOKEN_LIST, &c, &st, err);
     if (rc < 0)
         return rc;
-    json_t *arr = json_array();
-    int s = SQLITE_DONE;
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        token_rec_t *t = NULL;
-        if ((rc = row_token(st, &t, err)) == 0)
-            json_array_append_new(arr, token_rec_to_json(t));
-        token_rec_free(t);
-    }
-    if (rc == 0 && s != SQLITE_DONE)
-        rc = sq_fail(c->db, err, "cannot list tokens");
-    sq_end_read(be, c, st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
+    return sq_read_array(be, c, st, row_token_json, "cannot list tokens", out, err);
 }
 
 /* Whether an unrevoked token with ROLE exists, into *ANY. */

@@ -142,6 +142,26 @@ void store_close(store_t *st)
 
 /* ---- integrations ---------------------------------------------------------------------------- */
 
+/* Run a publish op of KIND (STORE_OP_PUBLISH or STORE_OP_CONNECTOR_PUBLISH) for NAME's DOC
+ * (TRIGGERS: integrations only) and hand back its version and whether it is new (VERSION and
+ * CREATED may be NULL). Everything borrowed. The op's result or BR_ESTORE. */
+static int publish(store_t *st, store_op_kind_t kind, const char *name, const char *doc,
+                   const json_t *triggers, int *version, bool *created, err_t *err)
+{
+    store_op_t op = {.kind = kind};
+    op.u.publish.name = name;
+    op.u.publish.doc = doc;
+    op.u.publish.triggers = triggers;
+    int rc = writer_exec(st->w, &op, err);
+    if (rc < 0)
+        return rc;
+    if (version)
+        *version = op.u.publish.version;
+    if (created)
+        *created = op.u.publish.created;
+    return 0;
+}
+
 /* Store DOC as NAME's next version unless it equals the latest (then *CREATED is false and
  * *VERSION the latest); replace NAME's triggers with TRIGGERS (array of strings, or NULL for
  * none); un-archive NAME; bump the catalog epoch. NAME, DOC, TRIGGERS borrowed. Durable on
@@ -167,19 +187,9 @@ int store_integration_publish(store_t *st, const char *name, const char *doc,
             return err_set(err, BR_EINPUT_INVALID, "trigger %zu is not a string", i);
         }
     }
-    store_op_t op = {.kind = STORE_OP_PUBLISH};
-    op.u.publish.name = name;
-    op.u.publish.doc = doc;
-    op.u.publish.triggers = triggers;
-    int rc = writer_exec(st->w, &op, err);
+    int rc = publish(st, STORE_OP_PUBLISH, name, doc, triggers, version, created, err);
     json_decref(none);
-    if (rc < 0)
-        return rc;
-    if (version)
-        *version = op.u.publish.version;
-    if (created)
-        *created = op.u.publish.created;
-    return 0;
+    return rc;
 }
 
 /* Version VERSION of NAME (0 = latest) into *OUT (owned; integration_version_free).
@@ -597,17 +607,7 @@ int store_connector_publish(store_t *st, const char *slug, const char *doc, int 
 {
     if (!slug || !*slug || !doc)
         return err_set(err, BR_EINPUT_INVALID, "publish needs a connector slug and a document");
-    store_op_t op = {.kind = STORE_OP_CONNECTOR_PUBLISH};
-    op.u.connector_publish.slug = slug;
-    op.u.connector_publish.doc = doc;
-    int rc = writer_exec(st->w, &op, err);
-    if (rc < 0)
-        return rc;
-    if (version)
-        *version = op.u.connector_publish.version;
-    if (created)
-        *created = op.u.connector_publish.created;
-    return 0;
+    return publish(st, STORE_OP_CONNECTOR_PUBLISH, slug, doc, NULL, version, created, err);
 }
 
 /* Version VERSION of connector SLUG (0 = latest) into *OUT (owned; integration_version_free),

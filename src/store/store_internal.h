@@ -41,11 +41,12 @@ typedef enum {
 typedef struct store_op {
     store_op_kind_t kind;
     union {
+        /* STORE_OP_PUBLISH, and STORE_OP_CONNECTOR_PUBLISH with the slug as NAME. */
         struct {
             const char *name, *doc;
-            const json_t *triggers;
-            int version;  /* out */
-            bool created; /* out */
+            const json_t *triggers; /* integrations only; NULL for connectors */
+            int version;            /* out */
+            bool created;           /* out */
         } publish;
         struct {
             const char *name;
@@ -99,11 +100,6 @@ typedef struct store_op {
             const char *id;
             int64_t now; /* epoch ms, > 0 */
         } token_revoke;
-        struct {
-            const char *slug, *doc;
-            int version;  /* out */
-            bool created; /* out */
-        } connector_publish;
         struct {
             const connection_rec_t *rec; /* secrets sealed already */
             int64_t now;                 /* epoch ms: created_at / updated_at when those are 0 */
@@ -224,5 +220,7 @@ step_rec_t *step_rec_copy(const step_rec_t *s);
 
 /* The error objects the store writes itself. Returned owned. */
 json_t *store_error_json(const char *code, const char *message, bool retryable);
+/* MS (epoch ms) as an RFC 3339 string, or null when not set (<= 0). Returned owned. */
+json_t *store_time_json(int64_t ms);
 
 #endif

@@ -582,6 +582,7 @@ void store_op_clear_results(store_op_t *op)
 {
     switch (op->kind) {
     case STORE_OP_PUBLISH:
+    case STORE_OP_CONNECTOR_PUBLISH:
         op->u.publish.version = 0;
         op->u.publish.created = false;
         break;
@@ -609,10 +610,6 @@ void store_op_clear_results(store_op_t *op)
         break;
     case STORE_OP_PURGE:
         op->u.purge.deleted = 0;
-        break;
-    case STORE_OP_CONNECTOR_PUBLISH:
-        op->u.connector_publish.version = 0;
-        op->u.connector_publish.created = false;
         break;
     case STORE_OP_ARCHIVE:
     case STORE_OP_RENEW:
