@@ -641,3 +641,51 @@ json_t *jsonx_string_lossy(const char *s)
     buf_deinit(&b);
     return v ? v : json_string("");
 }
+
+/* See jsonx.h. Only reads J, so any number of threads may copy one value at once. */
+json_t *jsonx_copy(const json_t *j)
+{
+    if (!j)
+        return NULL;
+    json_t *out, *child;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *key;
+        size_t klen;
+        if (!(out = json_object()))
+            return NULL;
+        json_object_keylen_foreach((json_t *)j, key, klen, child)
+        {
+            json_t *c = jsonx_copy(child);
+            /* Keys of an existing object are valid UTF-8 already. */
+            if (!c || json_object_setn_new_nocheck(out, key, klen, c) != 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        if (!(out = json_array()))
+            return NULL;
+        json_array_foreach(j, i, child)
+        {
+            json_t *c = jsonx_copy(child);
+            if (!c || json_array_append_new(out, c) != 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    case JSON_STRING:
+        return json_stringn_nocheck(json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        return json_integer(json_integer_value(j));
+    case JSON_REAL:
+        return json_real(json_real_value(j));
+    default:
+        return json_incref((json_t *)j); /* true, false and null are immutable singletons */
+    }
+}

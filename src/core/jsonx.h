@@ -77,6 +77,11 @@ json_t *jsonx_cut(const json_t *v, size_t max_bytes);
  * that text quoting user input (an error message) can always be sent. Returned owned. */
 json_t *jsonx_string_lossy(const char *s);
 
+/* A deep copy of J (returned owned; NULL for NULL, or when jansson runs out of memory). Like
+ * json_deep_copy at less than half its cost: jansson's copy checks for cycles with a hash
+ * table per container (even for a lone scalar), and braid's values never hold cycles. */
+json_t *jsonx_copy(const json_t *j);
+
 /* Whether V is a JSON integer or a real with an integral value in int64 range; sets OUT. */
 bool jsonx_as_int(const json_t *v, long long *out);
 

@@ -9,6 +9,7 @@
 #include "core/template.h"
 
 #include "core/buf.h"
+#include "core/jsonx.h"
 #include "core/template_internal.h"
 #include "core/xalloc.h"
 
@@ -364,7 +365,7 @@ static int compile_owned(json_t *src, unsigned allowed, template_t **out, err_t 
 int template_compile(const json_t *src, unsigned allowed, template_t **out, err_t *err)
 {
     *out = NULL;
-    json_t *copy = src ? json_deep_copy(src) : NULL;
+    json_t *copy = src ? jsonx_copy(src) : NULL;
     if (!copy)
         return err_set(err, BR_EINVALID_DEFINITION, "no template to compile");
     return compile_owned(copy, allowed, out, err);
@@ -400,7 +401,7 @@ static json_t *render_expr(const part_t *part, ectx_t *cx)
         const json_t *j;
         if (template_path_get(part->expr, cx, &j))
             return NULL;
-        return made(cx, j ? template_json_copy(j) : json_null());
+        return made(cx, j ? jsonx_copy(j) : json_null());
     }
     val_t v;
     if (template_expr_eval(part->expr, cx, &v))
@@ -439,7 +440,7 @@ static json_t *render_node(const node_t *n, ectx_t *cx)
 {
     switch (n->kind) {
     case N_CONST:
-        return made(cx, template_json_copy(n->u.value));
+        return made(cx, jsonx_copy(n->u.value));
     case N_EXPR:
         return render_expr(&n->u.parts[0], cx);
     case N_TEXT:

@@ -114,52 +114,6 @@ static void set_bool(val_t *out, bool b)
     out->u.b = b;
 }
 
-/* Deep copy of J (borrowed), returned owned; see template_internal.h for why not
- * json_deep_copy. Only reads J, so any number of threads may copy one value at once. */
-json_t *template_json_copy(const json_t *j)
-{
-    json_t *out, *child;
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: {
-        const char *key;
-        size_t klen;
-        if (!(out = json_object()))
-            return NULL;
-        json_object_keylen_foreach((json_t *)j, key, klen, child)
-        {
-            json_t *c = template_json_copy(child);
-            /* Keys of an existing object are valid UTF-8 already. */
-            if (!c || json_object_setn_new_nocheck(out, key, klen, c) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        return out;
-    }
-    case JSON_ARRAY: {
-        size_t i;
-        if (!(out = json_array()))
-            return NULL;
-        json_array_foreach(j, i, child)
-        {
-            json_t *c = template_json_copy(child);
-            if (!c || json_array_append_new(out, c) != 0) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        return out;
-    }
-    case JSON_STRING:
-        return json_stringn_nocheck(json_string_value(j), json_string_length(j));
-    case JSON_INTEGER:
-        return json_integer(json_integer_value(j));
-    case JSON_REAL:
-        return json_real(json_real_value(j));
-    default:
-        return json_incref((json_t *)j); /* true, false and null are immutable singletons */
-    }
-}
 
 /* A new JSON value for V (borrowed), returned owned; containers are copied, never shared. */
 json_t *template_val_to_json(const val_t *v)
@@ -176,7 +130,7 @@ json_t *template_val_to_json(const val_t *v)
     case V_STR:
         return json_stringn_nocheck(v->u.s.p, v->u.s.n);
     case V_JSON:
-        return template_json_copy(v->u.j);
+        return jsonx_copy(v->u.j);
     default:
         return json_null();
     }

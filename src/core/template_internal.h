@@ -150,11 +150,6 @@ void template_val_borrow(const json_t *j, val_t *out);
 /* Release what V owns and make it null. */
 void template_val_free(val_t *v);
 
-/* A deep copy of J (returned owned; NULL when jansson runs out of memory). Like
- * json_deep_copy, at less than half its cost: jansson's copy checks for cycles with a hash
- * table per container, and values from parsed JSON cannot hold cycles. */
-json_t *template_json_copy(const json_t *j);
-
 /* A new JSON value for V (returned owned); containers are deep-copied. NULL only when out of
  * memory inside jansson. */
 json_t *template_val_to_json(const val_t *v);

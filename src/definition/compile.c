@@ -564,7 +564,7 @@ static json_t *pinned_document(const json_t *doc, const json_t *pins)
 {
     if (json_array_size(pins) == 0)
         return json_incref((json_t *)doc);
-    json_t *copy = json_deep_copy(doc);
+    json_t *copy = jsonx_copy(doc);
     json_t *tasks = json_object_get(copy, "tasks");
     size_t i;
     json_t *pin;

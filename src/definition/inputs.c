@@ -90,7 +90,7 @@ static void compile_decl(vctx_t *c, const char *name, const json_t *spec, const 
     if (type_ok && !type_matches(d->type, dflt))
         def_problem(c, "default", "must be %s, got %s", vt_names[d->type], jsonx_type_name(dflt));
     else
-        d->default_value = json_deep_copy(dflt);
+        d->default_value = jsonx_copy(dflt);
     if (d->required)
         def_problem(c, "required", "a required %s cannot have a default", noun);
 }
@@ -165,7 +165,7 @@ json_t *def_bind_decls(const input_decl_t *decls, int n, bool declared, bool str
                        const json_t *payload, const char *noun, err_t *err)
 {
     if (!declared)
-        return json_is_object(payload) ? json_deep_copy(payload) : json_object();
+        return json_is_object(payload) ? jsonx_copy(payload) : json_object();
 
     json_t *vars = json_object();
     json_t *errors = json_array();
@@ -179,7 +179,7 @@ json_t *def_bind_decls(const input_decl_t *decls, int n, bool declared, bool str
         json_t *v = json_is_object(payload) ? json_object_get(payload, d->name) : NULL;
         if (!v || json_is_null(v)) {
             if (d->default_value)
-                json_object_set_new(vars, d->name, json_deep_copy(d->default_value));
+                json_object_set_new(vars, d->name, jsonx_copy(d->default_value));
             else if (d->required)
                 input_error(errors, d->name, "is required");
             continue;
@@ -190,7 +190,7 @@ json_t *def_bind_decls(const input_decl_t *decls, int n, bool declared, bool str
             input_error(errors, d->name, msg);
             continue;
         }
-        json_object_set_new(vars, d->name, json_deep_copy(v));
+        json_object_set_new(vars, d->name, jsonx_copy(v));
     }
     if (strict && json_is_object(payload)) {
         const char *key;

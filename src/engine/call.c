@@ -57,7 +57,7 @@ static json_t *input_context(const json_t *payload, const json_t *context)
         json_object_foreach((json_t *)context, k, v)
         {
             if (strcmp(k, "payload") != 0)
-                json_object_set_new(in, k, json_deep_copy(v));
+                json_object_set_new(in, k, jsonx_copy(v));
         }
     }
     return in;
@@ -190,7 +190,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     rec->integration = xstrdup(def->name);
     rec->version = def->version;
     rec->trigger = xstrdup(spec->trigger);
-    rec->trigger_info = spec->trigger_info ? json_deep_copy(spec->trigger_info) : NULL;
+    rec->trigger_info = spec->trigger_info ? jsonx_copy(spec->trigger_info) : NULL;
     if (spec->caller) {
         const run_rec_t *p = spec->caller->rec;
         memcpy(rec->parent_id, p->id, UUID_STR_LEN);

@@ -224,13 +224,13 @@ int engine_connection_put(engine_t *eng, const char *id, const json_t *body, boo
             goto out;
         }
     } else {
-        bound = json_deep_copy(old->config ? old->config : json_object());
+        bound = jsonx_copy(old->config ? old->config : json_object());
     }
     int64_t now = clock_now_ms();
     rec->id = xstrdup(id);
     rec->connector = xstrdup(c->slug);
     rec->config = bound;
-    rec->secrets = same_connector && old->secrets ? json_deep_copy(old->secrets) : json_object();
+    rec->secrets = same_connector && old->secrets ? jsonx_copy(old->secrets) : json_object();
     rec->created_at = old ? old->created_at : now;
     rec->updated_at = now;
 

@@ -47,7 +47,7 @@ void engine_map_outputs(json_t *vars, const output_map_t *maps, int n, json_t *f
 {
     for (int i = 0; i < n; i++) {
         json_t *v = maps[i].path[0] ? jsonx_get_path(from, maps[i].path) : from;
-        jsonx_set_dotted(vars, maps[i].var, v ? json_deep_copy(v) : json_null());
+        jsonx_set_dotted(vars, maps[i].var, v ? jsonx_copy(v) : json_null());
     }
 }
 
@@ -379,7 +379,7 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
                 res->error = run_error(ctx, "cancelled", "the run was cancelled", t->id);
             } else {
                 res->status = RUN_FAILED;
-                res->error = json_deep_copy(o.error);
+                res->error = jsonx_copy(o.error);
             }
             outcome_deinit(&o);
             return;

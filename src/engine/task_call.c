@@ -133,7 +133,7 @@ static void call_one(call_job_t *job, const char *target, json_t *item, json_t *
         if (output)
             *output = json_incref(res.output);
         if (res.status != RUN_SUCCEEDED) {
-            *error = res.error ? json_deep_copy(res.error)
+            *error = res.error ? jsonx_copy(res.error)
                                : error_new("internal", "the child failed without an error", NULL);
             if (!json_object_get(*error, "run_id"))
                 json_object_set_new(*error, "run_id", json_string(res.run_id));
@@ -390,7 +390,7 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
     for (int i = 0; i < n; i++) {
         if (job.errors[i]) {
             out->success = false;
-            out->error = json_deep_copy(job.errors[i]);
+            out->error = jsonx_copy(job.errors[i]);
             if (c->for_each) {
                 json_t *detail = json_object_get(out->error, "detail");
                 if (!json_is_object(detail)) {

@@ -52,7 +52,7 @@ static int host_callint(void *p, const char *target, const json_t *payload, cons
         *out = json_pack("{s:s, s:s, s:s}", "run_id", res.run_id, "status",
                          run_status_name(res.status), "scheduled_at", when);
     } else if (res.status != RUN_SUCCEEDED) {
-        *error = res.error ? json_deep_copy(res.error)
+        *error = res.error ? jsonx_copy(res.error)
                            : error_new("internal", "the child failed without an error", NULL);
         if (!json_object_get(*error, "run_id"))
             json_object_set_new(*error, "run_id", json_string(res.run_id));

@@ -29,7 +29,7 @@ void task_set_exec(run_ctx_t *ctx, const task_t *t, outcome_t *out)
     for (i = 0; i < s->n; i++) {
         json_object_set(out->result, s->keys[i], values[i]);
         /* vars get their own copy: a later set with a dotted key may modify it in place. */
-        jsonx_set_dotted(ctx->vars, s->keys[i], json_deep_copy(values[i]));
+        jsonx_set_dotted(ctx->vars, s->keys[i], jsonx_copy(values[i]));
         json_decref(values[i]);
     }
     free(values);

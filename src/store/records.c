@@ -8,6 +8,7 @@
 #include "store/store_internal.h"
 
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <stdlib.h>
@@ -265,7 +266,7 @@ json_t *token_rec_to_json(const token_rec_t *t)
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(t->id));
     json_object_set_new(o, "role", string_or_null(t->role));
-    json_object_set_new(o, "scopes", t->scopes ? json_deep_copy(t->scopes) : json_array());
+    json_object_set_new(o, "scopes", t->scopes ? jsonx_copy(t->scopes) : json_array());
     json_object_set_new(o, "description", string_or_null(t->description));
     json_object_set_new(o, "created_at", store_time_json(t->created_at));
     json_object_set_new(o, "revoked_at", store_time_json(t->revoked_at));

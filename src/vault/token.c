@@ -7,6 +7,7 @@
 #include "vault/token.h"
 
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 #include "vault/vault.h"
 
@@ -94,7 +95,7 @@ int token_create(store_t *st, const char *role, const json_t *scopes, const char
 
     token_rec_t *t = XNEW(token_rec_t);
     t->role = xstrdup(role);
-    t->scopes = scopes ? json_deep_copy(scopes) : json_array();
+    t->scopes = scopes ? jsonx_copy(scopes) : json_array();
     t->description = description ? xstrdup(description) : NULL;
     char secret[TOKEN_SECRET_LEN + 1];
     vault_random_text(secret, sizeof secret, SECRET_BYTES);
