@@ -125,22 +125,64 @@ static void observe(int fam, const char *labels, double v)
     pthread_mutex_unlock(&lock);
 }
 
-void metrics_run_started(const char *integration)
+/* Runs start and finish far more often than new integrations or statuses appear, so each
+ * thread remembers the series it used last: a hit costs a few string compares instead of
+ * building label text and looking it up. metrics_reset moves the generation on, which
+ * empties every thread's memory at once (the series it pointed to are gone). */
+#define RECENT 8
+typedef struct recent {
+    unsigned gen;
+    int fam;
+    char name[96];
+    char status[16];
+    series_t *s;
+} recent_t;
+static unsigned generation = 1; /* under lock */
+static __thread recent_t recent[RECENT];
+static __thread unsigned recent_next;
+
+/* The series of FAM for INTEGRATION (and STATUS, may be NULL). Lock held. */
+static series_t *run_series(int fam, const char *integration, const char *status)
 {
+    size_t nl = strlen(integration), sl = status ? strlen(status) : 0;
+    bool cacheable = nl < sizeof recent[0].name && sl < sizeof recent[0].status;
+    if (cacheable)
+        for (int i = 0; i < RECENT; i++) {
+            recent_t *r = &recent[i];
+            if (r->gen == generation && r->fam == fam && strcmp(r->name, integration) == 0 &&
+                strcmp(r->status, status ? status : "") == 0)
+                return r->s;
+        }
     buf_t l = BUF_INIT;
     put_label(&l, "integration", integration);
-    add(FAM_RUNS_STARTED, l.data, 1);
+    if (status)
+        put_label(&l, "status", status);
+    series_t *s = series_get(fam, l.data);
     buf_deinit(&l);
+    if (cacheable) {
+        recent_t *r = &recent[recent_next++ % RECENT];
+        r->gen = generation;
+        r->fam = fam;
+        memcpy(r->name, integration, nl + 1);
+        memcpy(r->status, status ? status : "", sl + 1);
+        r->s = s;
+    }
+    return s;
+}
+
+void metrics_run_started(const char *integration)
+{
+    pthread_mutex_lock(&lock);
+    run_series(FAM_RUNS_STARTED, integration, NULL)->value += 1;
+    pthread_mutex_unlock(&lock);
 }
 
 void metrics_run_finished(const char *integration, const char *status, int64_t duration_ms)
 {
-    buf_t l = BUF_INIT;
-    put_label(&l, "integration", integration);
-    put_label(&l, "status", status);
-    add(FAM_RUNS_FINISHED, l.data, 1);
+    pthread_mutex_lock(&lock);
+    run_series(FAM_RUNS_FINISHED, integration, status)->value += 1;
+    pthread_mutex_unlock(&lock);
     observe(FAM_RUN_DURATION, "", (double)duration_ms / 1000.0);
-    buf_deinit(&l);
 }
 
 void metrics_http_begin(void)
@@ -278,5 +320,6 @@ void metrics_reset(void)
         strmap_free(all);
         all = NULL;
     }
+    generation++;
     pthread_mutex_unlock(&lock);
 }

@@ -144,9 +144,12 @@ void def_compile_inputs(vctx_t *c, const json_t *v, definition_t *def)
     def_compile_decls(c, "inputs", v, "input", &def->inputs, &def->n_inputs);
 }
 
-static void input_error(json_t *errors, const char *field, const char *message)
+/* Append {"field", "message"} to *ERRORS, made on the first problem (most calls have none). */
+static void input_error(json_t **errors, const char *field, const char *message)
 {
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "field", field, "message", message));
+    if (!*errors)
+        *errors = json_array();
+    json_array_append_new(*errors, json_pack("{s:s, s:s}", "field", field, "message", message));
 }
 
 /* Bind PAYLOAD (borrowed, may be NULL) to the N declarations DECLS: what
@@ -168,29 +171,29 @@ json_t *def_bind_decls(const input_decl_t *decls, int n, bool declared, bool str
         return json_is_object(payload) ? jsonx_copy(payload) : json_object();
 
     json_t *vars = json_object();
-    json_t *errors = json_array();
+    json_t *errors = NULL;
     if (strict && payload && !json_is_object(payload) && !json_is_null(payload)) {
         char msg[96];
         snprintf(msg, sizeof msg, "must be an object, got %s", jsonx_type_name(payload));
-        input_error(errors, "", msg);
+        input_error(&errors, "", msg);
     }
     for (int i = 0; i < n; i++) {
         const input_decl_t *d = &decls[i];
         json_t *v = json_is_object(payload) ? json_object_get(payload, d->name) : NULL;
         if (!v || json_is_null(v)) {
             if (d->default_value)
-                json_object_set_new(vars, d->name, jsonx_copy(d->default_value));
+                json_object_set_new_nocheck(vars, d->name, jsonx_copy(d->default_value));
             else if (d->required)
-                input_error(errors, d->name, "is required");
+                input_error(&errors, d->name, "is required");
             continue;
         }
         if (!type_matches(d->type, v)) {
             char msg[96];
             snprintf(msg, sizeof msg, "must be %s, got %s", vt_names[d->type], jsonx_type_name(v));
-            input_error(errors, d->name, msg);
+            input_error(&errors, d->name, msg);
             continue;
         }
-        json_object_set_new(vars, d->name, jsonx_copy(v));
+        json_object_set_new_nocheck(vars, d->name, jsonx_copy(v)); /* names are identifiers */
     }
     if (strict && json_is_object(payload)) {
         const char *key;
@@ -198,7 +201,7 @@ json_t *def_bind_decls(const input_decl_t *decls, int n, bool declared, bool str
         json_object_foreach((json_t *)payload, key, ignored)
         {
             if (!find_decl(decls, n, key))
-                input_error(errors, key, "is not declared");
+                input_error(&errors, key, "is not declared");
         }
     }
     size_t nerr = json_array_size(errors);
