@@ -84,7 +84,7 @@ static const migration_t migrations[] = {
     "CREATE INDEX runs_parent ON runs(parent_id, parent_step) WHERE parent_id IS NOT NULL;"
     "CREATE INDEX runs_root ON runs(root_id);"
     "CREATE INDEX runs_integration ON runs(integration, id);"
-    "CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at > 0;"
+    "CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at > 0;" /* gone in 5 */
     "CREATE TABLE steps ("
     "  run_id TEXT NOT NULL,"
     "  attempt INTEGER NOT NULL,"
@@ -140,6 +140,9 @@ static const migration_t migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO counters(name, value) VALUES ('connections', 0);", NULL},
+    /* 4 -> 5: purge walks runs by id (UUIDv7: creation time first), so the finished_at index,
+     * which every finished run paid for on insert, goes. */
+    {"DROP INDEX IF EXISTS runs_finished;", NULL},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1151,10 +1154,12 @@ static int op_idempotency(store_backend_t *be, store_op_t *op, err_t *err)
     return rc;
 }
 
-/* Finished before ?1, oldest first, ?2 runs at a time (through the partial index
- * runs_finished), so a large purge does not hold the writer for long. */
+/* Finished before ?1, ?2 runs at a time, so a large purge does not hold the writer for long.
+ * A run that finished before ?1 was created before it, and a UUIDv7 id starts with its
+ * creation time, so the primary key bounds the walk (?3 = sq_id_floor(?1)): no index on
+ * finished_at, which every insert would pay for. */
 #define PURGE_CHUNK                                                                                \
-    "SELECT id FROM runs WHERE finished_at>0 AND finished_at<?1 ORDER BY finished_at LIMIT ?2"
+    "SELECT id FROM runs WHERE id<?3 AND finished_at>0 AND finished_at<?1 ORDER BY id LIMIT ?2"
 
 static const char SQL_PURGE_STEPS[] = "DELETE FROM steps WHERE run_id IN (" PURGE_CHUNK ")";
 static const char SQL_PURGE_RUNS[] = "DELETE FROM runs WHERE id IN (" PURGE_CHUNK ")";
@@ -1174,8 +1179,12 @@ static int op_purge(store_backend_t *be, store_op_t *op, err_t *err)
         if ((rc = sq_prep_w(be, sqls[i], &st, err)) < 0)
             return rc;
         sqlite3_bind_int64(st, 1, op->u.purge.before);
-        if (sqls[i] != SQL_PURGE_KEYS)
+        char floor[UUID_STR_LEN];
+        if (sqls[i] != SQL_PURGE_KEYS) {
             sqlite3_bind_int(st, 2, op->u.purge.chunk);
+            sq_id_floor(op->u.purge.before, floor);
+            sqlite3_bind_text(st, 3, floor, UUID_STR_LEN - 1, SQLITE_TRANSIENT);
+        }
         if ((rc = sq_step_done(db, st, err, "cannot purge old runs")) < 0)
             return rc;
         if (sqls[i] == SQL_PURGE_RUNS)

@@ -166,7 +166,7 @@ static void test_store_schema_version(void **state)
     fx_t *f = *state;
     store_close(f->st); /* the last connection checkpoints the WAL into the file */
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 4); /* the schema this build writes */
+    assert_int_equal(read_user_version(f->dir), 5); /* the schema this build writes */
 
     /* A database from a newer braid is refused, not damaged. */
     char path[128];
@@ -312,7 +312,7 @@ static void test_store_migrate_from_v1(void **state)
     run_rec_free(r);
 
     /* The tables lost their NOT NULL constraints (only the steps key keeps them, implied). */
-    assert_int_equal(read_user_version(dir), 4);
+    assert_int_equal(read_user_version(dir), 5);
     char *runs = table_sql(dir, "runs"), *stepsql = table_sql(dir, "steps");
     assert_null(strstr(runs, "NOT NULL"));
     assert_non_null(strstr(runs, "cancel_requested INTEGER DEFAULT 0"));
@@ -1392,10 +1392,13 @@ static void test_store_idempotency(void **state)
 static void test_store_purge(void **state)
 {
     fx_t *f = *state;
+    /* Ids are UUIDv7: their first 48 bits are the creation time, which purge relies on. */
     run_rec_t *old = mk_run("p", RUN_SUCCEEDED, NULL, 100);
+    snprintf(old->id, UUID_STR_LEN, "00000000-0001-7000-8000-000000000001"); /* made at 1 ms */
     old->finished_at = 1000;
     run_rec_t *recent = mk_run("p", RUN_FAILED, NULL, 100);
-    recent->finished_at = 9000;
+    snprintf(recent->id, UUID_STR_LEN, "00000000-0002-7000-8000-000000000002");
+    recent->finished_at = 9000; /* made before the cut-off, finished after it: kept */
     run_rec_t *live = mk_run("p", RUN_QUEUED, NULL, 100);
     store_run_put(f->st, old);
     store_run_put(f->st, recent);
@@ -1418,6 +1421,7 @@ static void test_store_purge(void **state)
     /* More than one chunk's worth (a purge commits in chunks of 2000 runs). */
     for (int i = 0; i < 2100; i++) {
         run_rec_t *r = mk_run("p", RUN_SUCCEEDED, NULL, 100);
+        snprintf(r->id, UUID_STR_LEN, "00000000-0003-7000-8000-%012x", (unsigned)i + 16);
         r->finished_at = 2000;
         store_run_put(f->st, r);
         run_rec_free(r);
@@ -1863,7 +1867,7 @@ static void test_store_token_migrate_from_v2(void **state)
     assert_int_equal(store_token_put(f->st, t, NULL), 0);
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 4);
+    assert_int_equal(read_user_version(f->dir), 5);
 
     assert_int_equal(open_store(f, 0), 0);
     token_rec_t *back = NULL;
