@@ -11,8 +11,9 @@
  *           parallelism 1), a child whose one task is an http GET, with run history on: the
  *           cost of an http task inside a run, each request leaving its step and run record.
  *   wait:   C threads each start sync runs against /slow at once; reports the runs per second
- *           and, at the peak, this process's threads and open sockets: the waiting runs share
- *           one I/O thread and the idle keep-alive connections cost no thread at all.
+ *           and, at the peak and afterwards, this process's threads and open sockets: a
+ *           waiting run holds only its own thread, and the idle keep-alive connections left
+ *           in the handle pool afterwards cost no thread at all.
  *
  * Prints one JSON line per mode. */
 #include "core/clock.h"

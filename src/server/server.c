@@ -96,6 +96,7 @@ static request_t *request_new(server_t *srv, struct MHD_Connection *conn, const 
     req->raw_path = xstrdup(url);
     req->start_us = clock_now_us();
     metrics_http_begin();
+    atomic_fetch_add(&srv->requests, 1);
     return req;
 }
 
@@ -216,6 +217,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    atomic_fetch_sub(&req->srv->requests, 1);
     int status = req->status ? req->status : 499; /* the client left before an answer */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->status == 0)
         status = 499;
@@ -339,6 +341,10 @@ int server_run(const server_config_t *cfg, engine_t *eng, store_t *st, err_t *er
     /* Runs still going past the grace answer 202 with their ids; they stay running in the
      * store and a restart takes them over. */
     executor_timers_fire_all(srv.exec);
+    /* An execution that just ended has resumed its connection, but the answer goes out from a
+     * libmicrohttpd thread a moment later: stopping the daemon now would cut it off. */
+    while (atomic_load(&srv.requests) > 0 && clock_mono_ms() < deadline + 1000)
+        clock_sleep_ms(5);
     int64_t now = clock_mono_ms();
     engine_stop(eng, deadline > now ? deadline - now : 0);
     if (left > 0) {

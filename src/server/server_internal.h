@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -201,6 +202,7 @@ struct server {
     executor_t *exec;
     pthread_mutex_t auth_lock;
     void *auth_cache; /* strmap_t *: token id -> cached record */
+    atomic_int requests; /* begun and not yet completed (answered, or the client gone) */
 };
 
 /* ---- api_versioned.c ---------------------------------------------------------------------- */
