@@ -391,6 +391,11 @@ static void send_request(run_ctx_t *ctx, const task_t *t, int seq, int64_t deadl
     out->status = rc == 0 ? (int)resp.status : 0;
     if (rc < 0) {
         outcome_fail_err(out, &err);
+        /* A redirect loop is a network error, but trying again only walks the loop again. */
+        if (rc == BR_ENETWORK && resp.redirects >= HTTP_MAX_REDIRECTS) {
+            json_object_set_new(out->error, "retryable", json_false());
+            out->no_retry = true;
+        }
     } else {
         *body = body_value(&resp);
         json_t *result = json_object();
