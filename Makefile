@@ -8,7 +8,7 @@
 JOBS   ?= $(shell nproc)
 PYTEST ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan demo test test-unit test-e2e test-outbound test-asan bench clean format
+.PHONY: all deps build build-asan demo test test-unit test-e2e test-outbound test-asan bench bench-peers clean format
 
 all: build
 
@@ -54,9 +54,18 @@ test-asan: build-asan
 test: test-unit test-e2e test-asan
 
 bench: deps
+	@bash scripts/deps-bench.sh
 	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-release -j $(JOBS) >/dev/null
 	@bash bench/run.sh
+
+# braid, Node-RED and n8n side by side (S0/S1/S10, same wrk settings, same session). Installs the
+# peers from the npm registry into ${XDG_CACHE_HOME:-~/.cache}/braid-bench-peers (BENCH_PEERS_CACHE)
+# on first use; report in bench/peers/report.md.
+bench-peers: deps
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build-release -j $(JOBS) >/dev/null
+	@bash bench/peers/run.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'bench/*.c')

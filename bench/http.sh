@@ -1,92 +1,44 @@
 #!/usr/bin/env bash
-# http.sh - the HTTP benchmark: `braid serve` answering POST /integrations/execute/NAME for each
-# scenario in bench/scenarios/, side by side in the same run with the ceiling (bench/ceiling.c,
-# bare libmicrohttpd answering a fixed JSON document). Writes one Markdown report section.
+# http.sh - the HTTP benchmark: `braid serve` answering POST /integrations/execute/NAME for the
+# scenarios S0, S1 and S10 (bench/scenarios/), side by side in the same run with the ceiling
+# (bench/ceiling.c, bare libmicrohttpd answering a fixed JSON document); then a sweep of
+# requests/s against connections for braid S1 and the ceiling (the chart).
 #
-#   bench/http.sh [SECTION_FILE]        default: the section goes to standard output
+#   bench/http.sh RESULTS_DIR
+#
+# Writes RESULTS_DIR/http.jsonl (one line per wrk run: server, scenario, conns, round, phase,
+# rps, latency percentiles, errors, the server's CPU seconds during the run),
+# RESULTS_DIR/http_meta.json and RESULTS_DIR/http_commands.txt; bench/report.py reads them.
 #
 # Environment (defaults in brackets):
 #   BENCH_BIN             directory holding braid and ceiling [build-release]
-#   BENCH_HTTP_SCENARIOS  scenarios, names of bench/scenarios/*.json [s1]
-#   BENCH_HTTP_CONNS      connection counts for the requests/s runs [32]
+#   BENCH_HTTP_SCENARIOS  scenarios, names of bench/scenarios/*.json [s0 s1 s10]
 #   BENCH_HTTP_RUNS       repetitions of each measurement [3]
-#   BENCH_HTTP_SECS       seconds per measurement [10]
+#   BENCH_HTTP_SECS       seconds per measurement [5]
 #   BENCH_HTTP_THREADS    HTTP threads of both servers (braid --http-threads) [2]
+#   BENCH_SWEEP_CONNS     connection counts of the chart [1 2 4 8 16 32 64]
+#   BENCH_SWEEP_RUNS      repetitions of each point of the chart [2]
+#   BENCH_SWEEP_SECS      seconds per point [3]
 #
-# Only 127.0.0.1. Every process started here is stopped on exit, error, SIGINT or SIGTERM.
-# Measurements are interleaved (ceiling, then each scenario, in every round) so slow drifts of a
-# shared machine fall on both sides alike. Figures are reported, never asserted.
+# Each scenario has a braid server of its own (so each has its own peak memory); all servers
+# run at once on 127.0.0.1 and are measured in turns (ceiling, then each scenario, in every
+# round) so slow drifts of a shared machine fall on all alike. Every process started here is
+# stopped on exit, error, SIGINT or SIGTERM. Figures are reported, never asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BIN=${BENCH_BIN:-build-release}
-SCENARIOS=${BENCH_HTTP_SCENARIOS:-s1}
-CONNS=${BENCH_HTTP_CONNS:-32}
+SCENARIOS=${BENCH_HTTP_SCENARIOS:-s0 s1 s10}
 RUNS=${BENCH_HTTP_RUNS:-3}
-SECS=${BENCH_HTTP_SECS:-10}
+SECS=${BENCH_HTTP_SECS:-5}
 THREADS=${BENCH_HTTP_THREADS:-2}
-WARMUP_SECS=3
-section=${1:-/dev/stdout}
-
-tmp=$(mktemp -d /tmp/braid-bench-http.XXXXXX)
-braid_pid='' ceiling_pid='' wrk_pid=''
-
-# PID: SIGTERM, up to 5 s to go, then SIGKILL; reaps it. A zombie counts as gone.
-stop() {
-    local p=$1 i st
-    [[ -n $p ]] || return 0
-    kill -TERM "$p" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        st=$(cat "/proc/$p/stat" 2>/dev/null) || break
-        st=${st##*) }
-        [[ ${st:0:1} == Z ]] && break
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop "$wrk_pid"
-    stop "$braid_pid"
-    stop "$ceiling_pid"
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-die() {
-    echo "bench/http.sh: $*" >&2
-    exit 1
-}
-
-# Runs a command in the background and waits for it, so a signal reaches the traps at once
-# instead of after the command ends.
-run_bg() {
-    "$@" &
-    wrk_pid=$!
-    wait "$wrk_pid"
-    wrk_pid=''
-}
-
-# FILE: the port from the 'listening on http://127.0.0.1:PORT' line, waiting up to 10 s.
-port_from() {
-    local i port
-    for i in $(seq 100); do
-        port=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$1" 2>/dev/null)
-        [[ -n $port ]] && { echo "$port"; return 0; }
-        sleep 0.1
-    done
-    return 1
-}
-
-# PID FIELD: a memory figure (VmRSS, VmHWM) of a process, in KiB.
-mem_kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
-
-scen() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
-    "bench/scenarios/$1.json" "$2"; }
+SWEEP_CONNS=${BENCH_SWEEP_CONNS:-1 2 4 8 16 32 64}
+SWEEP_RUNS=${BENCH_SWEEP_RUNS:-2}
+SWEEP_SECS=${BENCH_SWEEP_SECS:-3}
+WARMUP_SECS=2
+out=${1:?usage: bench/http.sh RESULTS_DIR}
+mkdir -p "$out"
+bench_traps http
 
 for s in $SCENARIOS; do
     [[ -f bench/scenarios/$s.json ]] || die "no scenario bench/scenarios/$s.json"
@@ -96,107 +48,92 @@ for p in "$BIN/braid" "$BIN/ceiling"; do
 done
 command -v wrk >/dev/null || die "wrk is missing (Debian package wrk; scripts/deps.sh installs it)"
 
+scen() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+    "bench/scenarios/$1.json" "$2"; }
+
 # --- the servers -------------------------------------------------------------------------------
-"$BIN/ceiling" --port 0 --threads "$THREADS" >"$tmp/ceiling.out" 2>"$tmp/ceiling.log" &
-ceiling_pid=$!
-"$BIN/braid" serve --listen 127.0.0.1:0 --http-threads "$THREADS" --grace-ms 2000 \
-    --data "$tmp/data" >"$tmp/braid.out" 2>"$tmp/braid.log" &
-braid_pid=$!
-ceiling_port=$(port_from "$tmp/ceiling.out") || die "the ceiling did not start: $(cat "$tmp/ceiling.log")"
-braid_port=$(port_from "$tmp/braid.out") || die "braid did not start: $(tail -5 "$tmp/braid.log")"
-token=$(<"$tmp/data/admin.token")
-[[ -n $token ]] || die "no admin token in $tmp/data/admin.token"
-
-# --- publish and check every scenario by hand --------------------------------------------------
-# check URL TOKEN BODY EXPECT: one POST with curl; 200 and EXPECT in the answer (braid answers
-# the run record, the expected document being its output; the ceiling answers it bare).
-check() {
-    local code
-    code=$(curl -sS -m 10 -o "$tmp/answer.json" -w '%{http_code}' -X POST \
-        -H 'Content-Type: application/json' ${2:+-H "Authorization: Bearer $2"} \
-        --data-binary "$3" "$1") || die "POST $1 failed"
-    [[ $code == 200 ]] || die "POST $1 answered $code: $(head -c 500 "$tmp/answer.json")"
-    python3 - "$tmp/answer.json" "$4" <<'PY' || die "POST $1 did not answer $4: $(head -c 500 "$tmp/answer.json")"
-import json, sys
-got, want = json.load(open(sys.argv[1])), json.loads(sys.argv[2])
-got = got.get("output", got) if "status" in got else got
-sys.exit(0 if all(got.get(k) == v for k, v in want.items()) else 1)
-PY
-}
-
-for s in $SCENARIOS; do
-    n=$(scen "$s" 'len(d["integrations"])')
-    for i in $(seq 0 $((n - 1))); do
-        scen "$s" "json.dumps(d['integrations'][$i])" >"$tmp/doc.json"
-        name=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["name"])' "$tmp/doc.json")
-        code=$(curl -sS -m 10 -o "$tmp/put.json" -w '%{http_code}' -X PUT \
-            -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-            --data-binary @"$tmp/doc.json" "http://127.0.0.1:$braid_port/integrations/$name")
-        [[ $code == 200 || $code == 201 ]] || die "PUT $name answered $code: $(cat "$tmp/put.json")"
-    done
-    check "http://127.0.0.1:$braid_port/integrations/execute/$(scen "$s" 'd["entry"]')" "$token" \
-        "$(scen "$s" 'json.dumps(d["payload"])')" "$(scen "$s" 'json.dumps(d["expect"])')"
-done
-# The ceiling answers {"y": 2} to anything; S1's body is the one sent to it.
+spawn ceiling_pid "$BIN/ceiling" --port 0 --threads "$THREADS" >"$BENCH_TMP/ceiling.out" 2>"$BENCH_TMP/ceiling.log"
+ceiling_port=$(port_from "$BENCH_TMP/ceiling.out") || die "the ceiling did not start: $(cat "$BENCH_TMP/ceiling.log")"
+ceiling_url="http://127.0.0.1:$ceiling_port/integrations/execute/bench/s1"
 ceiling_body='{"n": 1}'
-check "http://127.0.0.1:$ceiling_port/integrations/execute/bench/s1" "" "$ceiling_body" '{"y": 2}'
-braid_idle_kib=$(mem_kib "$braid_pid" VmRSS)
+check "$ceiling_url" "" "$ceiling_body" '{"y": 2}'
+
+declare -A pid port token url body idle
+for s in $SCENARIOS; do
+    start_braid "pid[$s]" "port[$s]" "$BENCH_TMP/data-$s"
+    token[$s]=$(<"$BENCH_TMP/data-$s/admin.token")
+    publish_scenario "${port[$s]}" "${token[$s]}" "bench/scenarios/$s.json"
+    url[$s]="http://127.0.0.1:${port[$s]}/integrations/execute/$(scen "$s" 'd["entry"]')"
+    body[$s]=$(scen "$s" 'json.dumps(d["payload"])')
+    check "${url[$s]}" "${token[$s]}" "${body[$s]}" "$(scen "$s" 'json.dumps(d["expect"])')"
+    idle[$s]=$(mem_kib "${pid[$s]}" VmRSS)
+done
 
 # --- measure -----------------------------------------------------------------------------------
-results=$tmp/http.jsonl
+results=$out/http.jsonl
 : >"$results"
-: >"$tmp/commands.txt"
-# measure SERVER SCENARIO URL TOKEN BODY CONNS ROUND: one wrk run, one line in $results. Round 0
-# is the warm-up and is dropped from the report.
+: >"$out/http_commands.txt"
+# measure PHASE SERVER SCENARIO URL TOKEN BODY CONNS ROUND SECS PID: one wrk run, one line in
+# $results. Round 0 is the warm-up and is dropped from the report.
 measure() {
-    local server=$1 scenario=$2 url=$3 tok=$4 body=$5 conns=$6 round=$7
-    local threads=$((conns < THREADS ? conns : THREADS)) secs=$SECS
-    ((round == 0)) && secs=$WARMUP_SECS
-    local cmd=(wrk "-t$threads" "-c$conns" "-d${secs}s")
-    ((conns == 1)) && cmd=(wrk -t1 -c1 "-d${secs}s" --latency)
-    cmd+=(-s bench/wrk_post.lua "$url")
-    if ((round == 1)); then
+    local phase=$1 server=$2 scenario=$3 url=$4 tok=$5 body=$6 conns=$7 round=$8 secs=$9 spid=${10}
+    local threads=$((conns < THREADS ? conns : THREADS))
+    local cmd=(wrk "-t$threads" "-c$conns" "-d${secs}s" --latency -s bench/wrk_post.lua "$url")
+    if [[ $phase == main && $round == 1 ]]; then
         printf '%s\n' "BENCH_BODY='$body'${tok:+ BENCH_TOKEN=\$TOKEN} ${cmd[*]}" |
-            sed "s|127\.0\.0\.1:[0-9]*|127.0.0.1:PORT|" >>"$tmp/commands.txt"
+            sed "s|127\.0\.0\.1:[0-9]*|127.0.0.1:PORT|" >>"$out/http_commands.txt"
     fi
-    echo "bench: $server $scenario, $conns connection(s), round $round" >&2
-    BENCH_BODY=$body BENCH_TOKEN=$tok BENCH_OUT=$results \
-        BENCH_TAG="\"server\": \"$server\", \"scenario\": \"$scenario\", \"conns\": $conns, \"round\": $round" \
-        run_bg "${cmd[@]}" >>"$tmp/wrk.txt"
-    sleep 1 # let braid's store writer finish the batch in hand before the next measurement
+    echo "bench: http $phase: $server $scenario, $conns connection(s), round $round" >&2
+    local cpu0 cpu1
+    cpu0=$(cpu_secs "$spid")
+    BENCH_BODY=$body BENCH_TOKEN=$tok BENCH_OUT=$BENCH_TMP/one.jsonl \
+        BENCH_TAG="\"phase\": \"$phase\", \"server\": \"$server\", \"scenario\": \"$scenario\", \"conns\": $conns, \"round\": $round" \
+        run_fg "${cmd[@]}" >>"$BENCH_TMP/wrk.txt"
+    cpu1=$(cpu_secs "$spid")
+    # The server's CPU seconds during the run go into the same line.
+    python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read()); r["server_cpu_s"]=float(sys.argv[2]); print(json.dumps(r))' \
+        "$BENCH_TMP/one.jsonl" "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{print b-a}')" >>"$results"
+    rm -f "$BENCH_TMP/one.jsonl"
+    sleep 0.5 # let braid's store writer finish the batch in hand before the next measurement
 }
 
 for round in $(seq 0 "$RUNS"); do
-    conn_list="$CONNS 1"
-    ((round == 0)) && conn_list=$CONNS
+    conn_list="32 1"
+    secs=$SECS
+    ((round == 0)) && { conn_list=32; secs=$WARMUP_SECS; }
     for c in $conn_list; do
-        measure ceiling - "http://127.0.0.1:$ceiling_port/integrations/execute/bench/s1" "" \
-            "$ceiling_body" "$c" "$round"
+        measure main ceiling - "$ceiling_url" "" "$ceiling_body" "$c" "$round" "$secs" "$ceiling_pid"
         for s in $SCENARIOS; do
-            measure braid "$s" \
-                "http://127.0.0.1:$braid_port/integrations/execute/$(scen "$s" 'd["entry"]')" \
-                "$token" "$(scen "$s" 'json.dumps(d["payload"])')" "$c" "$round"
+            measure main braid "$s" "${url[$s]}" "${token[$s]}" "${body[$s]}" "$c" "$round" "$secs" "${pid[$s]}"
         done
     done
 done
 
-# Peak memory: VmHWM is the resident high-water mark since the process started.
-braid_hwm_kib=$(mem_kib "$braid_pid" VmHWM)
-ceiling_hwm_kib=$(mem_kib "$ceiling_pid" VmHWM)
-kill -0 "$braid_pid" 2>/dev/null || die "braid died during the benchmark: $(tail -5 "$tmp/braid.log")"
+# Peak memory: VmHWM is the resident high-water mark since the process started, here after
+# the main measurements (the sweep below goes to 64 connections and is reported apart).
+hwm_json=''
+for s in $SCENARIOS; do
+    kill -0 "${pid[$s]}" 2>/dev/null || die "braid ($s) died during the benchmark: $(tail -5 "$BENCH_TMP/data-$s.log")"
+    hwm_json+="\"$s\": {\"idle_kib\": ${idle[$s]}, \"hwm_kib\": $(mem_kib "${pid[$s]}" VmHWM)}, "
+done
+ceiling_hwm=$(mem_kib "$ceiling_pid" VmHWM)
 
-cat >"$tmp/meta.json" <<EOF
-{"scenarios": "$SCENARIOS", "conns": "$CONNS", "runs": $RUNS, "secs": $SECS, "threads": $THREADS,
- "warmup_secs": $WARMUP_SECS,
- "braid_idle_kib": $braid_idle_kib, "braid_hwm_kib": $braid_hwm_kib,
- "ceiling_hwm_kib": $ceiling_hwm_kib,
+# --- the sweep (the chart): braid S1 and the ceiling at each connection count --------------------
+if [[ " $SCENARIOS " == *" s1 "* ]]; then
+    for round in $(seq 1 "$SWEEP_RUNS"); do
+        for c in $SWEEP_CONNS; do
+            measure sweep ceiling - "$ceiling_url" "" "$ceiling_body" "$c" "$round" "$SWEEP_SECS" "$ceiling_pid"
+            measure sweep braid s1 "${url[s1]}" "${token[s1]}" "${body[s1]}" "$c" "$round" "$SWEEP_SECS" "${pid[s1]}"
+        done
+    done
+    hwm_json+="\"s1_after_sweep\": {\"hwm_kib\": $(mem_kib "${pid[s1]}" VmHWM)}, "
+fi
+
+cat >"$out/http_meta.json" <<EOF2
+{"scenarios": "$SCENARIOS", "runs": $RUNS, "secs": $SECS, "threads": $THREADS,
+ "warmup_secs": $WARMUP_SECS, "sweep_conns": "$SWEEP_CONNS", "sweep_runs": $SWEEP_RUNS,
+ "sweep_secs": $SWEEP_SECS, "memory": {${hwm_json}"ceiling": {"hwm_kib": $ceiling_hwm}},
  "wrk": "$(dpkg-query -W -f '${Version}' wrk 2>/dev/null || echo '?')",
  "mhd": "$(pkg-config --modversion libmicrohttpd 2>/dev/null || echo '?')"}
-EOF
-stop "$braid_pid"
-braid_pid=''
-stop "$ceiling_pid"
-ceiling_pid=''
-
-# --- the report section ------------------------------------------------------------------------
-python3 bench/http_report.py "$results" "$tmp/meta.json" "$tmp/commands.txt" >"$section"
+EOF2
+stop_all

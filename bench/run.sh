@@ -1,97 +1,100 @@
 #!/usr/bin/env bash
-# Runs braid's benchmarks on the optimised build (build-release/) and writes bench/report.md.
+# run.sh - braid's benchmarks on the optimised build (build-release/); writes bench/report.md and
+# bench/chart.svg. `make bench` builds, installs the bench-only packages
+# (scripts/deps-bench.sh) and runs this.
+#
+# Stages, each writing raw figures (JSON lines) into one results directory that
+# bench/report.py turns into the report:
+#   1. bench_subcall    in-process sync sub-call, history on (also through callint())
+#   2. bench_outbound   in-process outbound http task against a bare libcurl loop
+#   3. http.sh          S0 / S1 / S10 over HTTP against the libmicrohttpd ceiling; the chart sweep
+#   4. async.sh         durable async: accept and drain; memory with scheduled runs
+#   5. outbound_http.sh outbound http tasks over HTTP against a libcurl multi loop, local nginx
+#
 # Each figure is measured several times; the report gives min / median / max so the noise of a
 # shared machine shows. Figures are never asserted anywhere: they are read, not tested.
-# Sections: the in-process sync sub-call (bench_subcall), its profile notes (analysis.md), the
-# outbound http task against a bare libcurl loop (bench_outbound, outbound_report.py), and the
-# HTTP benchmark against the libmicrohttpd ceiling (http.sh, section appended at the end).
+# Everything listens on 127.0.0.1 only. Every process started, here or by a stage, is stopped
+# on exit, error, SIGINT or SIGTERM (each stage's own trap stops its servers, nginx and wrk).
+#
+# Environment: BENCH_RUNS [5] repetitions of the in-process figures, BENCH_CALLS [100000],
+# BENCH_OUTBOUND [20000]; BENCH_KEEP=DIR keeps the raw results in DIR. The stages take their
+# own settings (see each script's header).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 BIN=build-release
 RUNS=${BENCH_RUNS:-5}
 CALLS=${BENCH_CALLS:-100000}
 OUTBOUND=${BENCH_OUTBOUND:-20000}
-out=bench/report.md
-tmp=$(mktemp -d)
-child=''
-# Children run in the background and are waited for, so SIGINT/SIGTERM reach this trap at once;
-# the child is stopped by its id (http.sh stops its own servers and wrk in its own trap).
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n $child ]]; then
-        kill -TERM "$child" 2>/dev/null || true
-        wait "$child" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-# run_child CMD...: run CMD in the background and wait for it; its exit status is returned.
-run_child() {
-    "$@" &
-    child=$!
-    local rc=0
-    wait "$child" || rc=$?
-    child=''
-    return "$rc"
+bench_traps run
+results=${BENCH_KEEP:-$BENCH_TMP/results}
+mkdir -p "$results"
+rm -f "$results"/*.jsonl "$results"/*.json "$results"/*.txt "$results"/chart.dat
+start=$(date +%s)
+export BENCH_BIN=$BIN
+
+stage() {
+    local t0=$SECONDS name=$1
+    shift
+    run_fg "$@"
+    printf '{"stage": "%s", "seconds": %d}\n' "$name" $((SECONDS - t0)) >>"$results/stages.jsonl"
 }
 
-echo "bench: sync sub-call, $CALLS calls x $RUNS runs" >&2
-for i in $(seq "$RUNS"); do
-    run_child "$BIN/bench_subcall" "$CALLS" "$tmp/subcall-data-$i" call >>"$tmp/subcall.jsonl"
-    run_child "$BIN/bench_subcall" "$CALLS" "$tmp/callint-data-$i" callint >>"$tmp/subcall.jsonl"
-done
+# 1 and 2: in process.
+subcall() {
+    local i
+    for i in $(seq "$RUNS"); do
+        echo "bench: in-process sync sub-call, $CALLS calls, round $i of $RUNS" >&2
+        run_fg "$BIN/bench_subcall" "$CALLS" "$BENCH_TMP/subcall-data-$i" call >>"$results/subcall.jsonl"
+        run_fg "$BIN/bench_subcall" "$CALLS" "$BENCH_TMP/callint-data-$i" callint >>"$results/subcall.jsonl"
+        rm -rf "$BENCH_TMP/subcall-data-$i" "$BENCH_TMP/callint-data-$i"
+    done
+}
+outbound() {
+    local i
+    for i in $(seq "$RUNS"); do
+        echo "bench: in-process outbound http task against a bare libcurl loop, round $i of $RUNS" >&2
+        run_fg "$BIN/bench_outbound" "$OUTBOUND" "$BENCH_TMP/outbound-data-$i" >>"$results/outbound.jsonl"
+        rm -rf "$BENCH_TMP/outbound-data-$i"
+    done
+}
+: >"$results/stages.jsonl"
+stage subcall subcall
+stage outbound outbound
+stage http bash bench/http.sh "$results"
+stage async bash bench/async.sh "$results"
+stage outbound_http bash bench/outbound_http.sh "$results"
 
-echo "bench: outbound http task against a bare libcurl loop, $OUTBOUND requests x $RUNS runs" >&2
-for i in $(seq "$RUNS"); do
-    run_child "$BIN/bench_outbound" "$OUTBOUND" "$tmp/outbound-data-$i" >>"$tmp/outbound.jsonl"
-done
-python3 bench/outbound_report.py "$tmp/outbound.jsonl" "$OUTBOUND" >"$tmp/outbound.md"
-
-echo "bench: HTTP, braid S1 against the libmicrohttpd ceiling" >&2
-run_child env BENCH_BIN="$BIN" bash bench/http.sh "$tmp/http.md"
-
-python3 - "$tmp/subcall.jsonl" "$out" "$CALLS" "$RUNS" <<'PY'
-import json, platform, statistics, subprocess, sys, datetime
-all_rows = [json.loads(l) for l in open(sys.argv[1])]
-rows = [r for r in all_rows if r.get("mode", "call") == "call"]
-ci = sorted(r["us_per_call"] for r in all_rows if r.get("mode") == "callint")
-us = sorted(r["us_per_call"] for r in rows)
-rpc = sorted(r["runs_per_commit"] for r in rows)
-cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name:\\s*//p'"], capture_output=True, text=True).stdout.strip()
-mem = subprocess.run(["sh", "-c", "free -h | awk '/Mem:/{print $2}'"], capture_output=True, text=True).stdout.strip()
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-with open(sys.argv[2], "w") as f:
-    f.write("# braid benchmark report\n\n")
-    f.write(f"Generated {datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')} by `make bench` at commit `{commit}`.\n\n")
-    f.write(f"Machine: {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, {mem} memory; {platform.platform()}.\n\n")
-    f.write("## Sync sub-call cost (in process, history on)\n\n")
-    f.write(f"A parent calls a child {sys.argv[3]} times (`for_each`, parallelism 1); the child binds\n")
-    f.write("one integer input and answers `{\"y\": x + 1}`. Every child run and step is recorded in\n")
-    f.write("the SQLite store (group commit, `synchronous=FULL`, WAL); the time includes the final\n")
-    f.write("commit. Command: `build-release/bench_subcall " + sys.argv[3] + "`.\n\n")
-    f.write(f"| figure | min | median | max | goal |\n|---|---|---|---|---|\n")
-    f.write(f"| µs per sub-call ({sys.argv[4]} runs) | {us[0]:.2f} | {statistics.median(us):.2f} | {us[-1]:.2f} | ≤ 5 |\n")
-    f.write(f"| runs per store commit | {rpc[0]:.0f} | {statistics.median(rpc):.0f} | {rpc[-1]:.0f} | |\n")
-    if ci:
-        f.write(f"| µs per sub-call through `callint()` ({len(ci)} runs) | {ci[0]:.2f} | {statistics.median(ci):.2f} | {ci[-1]:.2f} | |\n")
-        f.write("\nThe `callint()` row: the parent is one Lua `script` task that calls the same child\n")
-        f.write("with `callint('bench/child', {x = i})` in a loop, the same number of times\n")
-        f.write("(`build-release/bench_subcall " + sys.argv[3] + " DIR callint`). Both paths end in the same engine\n")
-        f.write("call; the difference is the Lua round trip (table to JSON and back), and the\n")
-        f.write("`for_each` variant also builds the whole result array.\n")
-print(open(sys.argv[2]).read())
+# Versions and the machine, for the report's head.
+ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo '?'; }
+python3 - "$results/env.json" <<PY
+import json, sys
+json.dump({
+    "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo '?')",
+    "dirty": $( [[ -n $(git status --porcelain -- src bench 2>/dev/null) ]] && echo True || echo False),
+    "cpu": "$(lscpu | sed -n 's/^Model name:\s*//p' | head -1)",
+    "cores": "$(nproc)",
+    "memory": "$(free -h | awk '/Mem:/{print $2}')",
+    "kernel": "$(uname -sr)",
+    "os": "$(. /etc/os-release && echo "$PRETTY_NAME")",
+    "disk": "$(df -h --output=fstype,source "$BENCH_TMP" | tail -1 | tr -s ' ')",
+    "versions": {
+        "gcc": "$(gcc -dumpfullversion 2>/dev/null || echo '?')",
+        "cmake": "$(cmake --version | head -1 | awk '{print $3}')",
+        "sqlite": "$(pkg-config --modversion sqlite3)",
+        "jansson": "$(pkg-config --modversion jansson)",
+        "libmicrohttpd": "$(pkg-config --modversion libmicrohttpd)",
+        "libcurl": "$(pkg-config --modversion libcurl)",
+        "lua": "$(pkg-config --modversion lua5.4)",
+        "libsodium": "$(pkg-config --modversion libsodium)",
+        "wrk": "$(ver wrk)",
+        "nginx": "$(ver nginx)",
+        "gnuplot": "$(ver gnuplot-nox)",
+    },
+    "build": "$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BIN/CMakeCache.txt") ($(sed -n 's/^CMAKE_C_FLAGS_RELEASE:STRING=//p' "$BIN/CMakeCache.txt"))",
+    "runs": $RUNS, "calls": $CALLS, "outbound": $OUTBOUND,
+    "total_seconds": $(($(date +%s) - start)),
+}, open(sys.argv[1], "w"), indent=1)
 PY
-{
-    printf '\n'
-    cat bench/analysis.md
-    printf '\n'
-    cat "$tmp/outbound.md"
-    printf '\n'
-    cat "$tmp/http.md"
-    printf '\n'
-    cat bench/http_analysis.md
-} >>"$out"
+python3 bench/report.py "$results" bench/report.md bench/chart.svg
+echo "bench: wrote bench/report.md and bench/chart.svg in $(($(date +%s) - start)) s" >&2
