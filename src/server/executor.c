@@ -34,7 +34,13 @@ struct executor {
     pthread_t *tids;
     pthread_t timer_tid;
     executor_timer_t *timers, *timers_tail;
+    int64_t timer_wake_at; /* monotonic ms the timer thread wakes by itself at the latest */
 };
+
+/* With no timer armed the timer thread still wakes this often, so arming one that is due
+ * later needs no signal: a wake-up of that thread per sync execute was a context switch per
+ * request. */
+#define TIMER_IDLE_MS 1000
 
 static void *worker_main(void *arg)
 {
@@ -90,13 +96,12 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&ex->mu);
     while (!ex->stop) {
         executor_timer_t *t = ex->timers;
-        if (!t) {
-            pthread_cond_wait(&ex->tick, &ex->mu);
-            continue;
-        }
-        if (t->due_ms > clock_mono_ms()) {
+        int64_t now = clock_mono_ms();
+        if (!t || t->due_ms > now) {
+            ex->timer_wake_at = t && t->due_ms < now + TIMER_IDLE_MS ? t->due_ms
+                                                                     : now + TIMER_IDLE_MS;
             struct timespec ts;
-            timespec_at(t->due_ms, &ts);
+            timespec_at(ex->timer_wake_at, &ts);
             pthread_cond_timedwait(&ex->tick, &ex->mu, &ts);
             continue;
         }
@@ -176,7 +181,7 @@ void executor_timer_add(executor_t *ex, executor_timer_t *t)
     else
         ex->timers = t;
     t->armed = true;
-    if (ex->timers == t)
+    if (t->due_ms < ex->timer_wake_at)
         pthread_cond_signal(&ex->tick);
     pthread_mutex_unlock(&ex->mu);
 }
