@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "engine/engine.h"
+#include "bench_util.h"
 #include "store/store.h"
 
 #include <arpa/inet.h>
@@ -136,18 +137,6 @@ static void bench_curl(long n)
            n, s, (double)n / s, s * 1e6 / (double)n);
 }
 
-static void publish_doc(engine_t *eng, const char *doc)
-{
-    json_t *result = NULL;
-    diags_t diags = {0};
-    err_t err = {0};
-    if (engine_publish(eng, doc, strlen(doc), NULL, &result, &diags, &err) < 0) {
-        fprintf(stderr, "publish failed: %s %s\n", err.msg, diags.n ? diags.items[0].message : "");
-        exit(1);
-    }
-    json_decref(result);
-    diags_deinit(&diags);
-}
 
 static void publish(engine_t *eng, const char *path)
 {
@@ -156,7 +145,7 @@ static void publish(engine_t *eng, const char *path)
              "{\"name\": \"bench/out%s\", \"tasks\": [{\"id\": \"get\", \"type\": \"http\","
              " \"url\": \"http://127.0.0.1:%d%s\"}], \"outputs\": {\"n\": \"{{vars.httpResult.n}}\"}}",
              path[1] ? "-slow" : "", port, path);
-    publish_doc(eng, doc);
+    bench_publish(eng, doc);
 }
 
 static void run_once(engine_t *eng, const char *name)
@@ -293,7 +282,7 @@ int main(int argc, char **argv)
     }
     publish(eng, "/");
     publish(eng, "/slow");
-    publish_doc(eng, PARENT);
+    bench_publish(eng, PARENT);
     bench_task(eng, n);
     bench_wait(eng, 64, 5);
 

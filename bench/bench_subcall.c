@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "engine/engine.h"
+#include "bench_util.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -40,18 +41,6 @@ static const char *PARENT_CALLINT =
     "   \"source\": \"local n = 0\\nfor i = 1, vars.count do\\n"
     "  local out = callint('bench/child', {x = i})\\n  n = n + 1\\nend\\nreturn n\"}]}";
 
-static void publish(engine_t *eng, const char *doc)
-{
-    json_t *result = NULL;
-    diags_t diags = {0};
-    err_t err = {0};
-    if (engine_publish(eng, doc, strlen(doc), NULL, &result, &diags, &err) < 0) {
-        fprintf(stderr, "publish failed: %s %s\n", err.msg, diags.n ? diags.items[0].message : "");
-        exit(1);
-    }
-    json_decref(result);
-    diags_deinit(&diags);
-}
 
 int main(int argc, char **argv)
 {
@@ -66,8 +55,8 @@ int main(int argc, char **argv)
         return 1;
     }
     bool callint = argc > 3 && strcmp(argv[3], "callint") == 0;
-    publish(eng, CHILD);
-    publish(eng, callint ? PARENT_CALLINT : PARENT);
+    bench_publish(eng, CHILD);
+    bench_publish(eng, callint ? PARENT_CALLINT : PARENT);
 
     json_t *payload;
     if (callint) {
