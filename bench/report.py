@@ -427,7 +427,9 @@ w("Section index: [HTTP S0/S1/S10](#http-post-integrationsexecutename--s0-s1-s10
   " profiles ([sub-call](#where-the-sub-call-time-goes-profiles), [HTTP](#where-the-http-time-goes-profiles)).\n")
 for sec in (sec_http, sec_sub, sec_async, sec_mem, sec_out):
     out.extend(sec)
-for extra in ("analysis.md", "http_analysis.md"):
+# The profiles, then the last `make bench-peers` side by side (written at its own time; it
+# says when), so that rewriting this report never drops it.
+for extra in ("analysis.md", "http_analysis.md", os.path.join("peers", "report.md")):
     p = os.path.join(HERE, extra)
     if os.path.exists(p):
         w(open(p).read().rstrip() + "\n")

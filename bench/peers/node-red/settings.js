@@ -1,0 +1,21 @@
+// Node-RED settings for `make bench-peers`: listens on 127.0.0.1 only, no editor, no telemetry,
+// no update checks, no palette installs; the port and the user directory come from run.sh.
+module.exports = {
+    uiHost: "127.0.0.1",
+    uiPort: parseInt(process.env.BENCH_NODERED_PORT || "1880", 10),
+    flowFile: process.env.BENCH_NODERED_FLOWS,
+    userDir: process.env.BENCH_NODERED_USERDIR,
+    credentialSecret: false,
+    flowFilePretty: true,
+    disableEditor: true,
+    httpAdminRoot: false,
+    httpNodeRoot: "/",
+    telemetry: { enabled: false, updateNotification: false },
+    diagnostics: { enabled: false, ui: false },
+    runtimeState: { enabled: false, ui: false },
+    externalModules: { autoInstall: false, palette: { allowInstall: false, allowUpload: false }, modules: { allowInstall: false } },
+    logging: { console: { level: "warn", metrics: false, audit: false } },
+    exportGlobalContextKeys: false,
+    functionExternalModules: false,
+    editorTheme: { projects: { enabled: false }, palette: { catalogues: [] } },
+};
