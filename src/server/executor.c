@@ -25,7 +25,12 @@ struct executor {
     pthread_mutex_t mu;
     pthread_cond_t work;  /* a job was queued, or stop */
     pthread_cond_t idle;  /* a job finished */
-    pthread_cond_t tick;  /* the timer list changed, or stop */
+    /* The timers have a lock of their own: every sync execute arms one on an HTTP thread and
+     * cancels it on an executor thread, and sharing the job queue's lock made those threads
+     * wait on each other (seen in perf as lock waits under executor_timer_add/cancel). */
+    pthread_mutex_t tmu;
+    pthread_cond_t tick;  /* under tmu: the timer list changed, or stop */
+    bool timer_stop;      /* under tmu */
     job_t *head, *tail;
     int max_threads;
     int threads, idle_threads;
@@ -93,8 +98,8 @@ static void unlink_timer(executor_t *ex, executor_timer_t *t)
 static void *timer_main(void *arg)
 {
     executor_t *ex = arg;
-    pthread_mutex_lock(&ex->mu);
-    while (!ex->stop) {
+    pthread_mutex_lock(&ex->tmu);
+    while (!ex->timer_stop) {
         executor_timer_t *t = ex->timers;
         int64_t now = clock_mono_ms();
         if (!t || t->due_ms > now) {
@@ -102,15 +107,15 @@ static void *timer_main(void *arg)
                                                                      : now + TIMER_IDLE_MS;
             struct timespec ts;
             timespec_at(ex->timer_wake_at, &ts);
-            pthread_cond_timedwait(&ex->tick, &ex->mu, &ts);
+            pthread_cond_timedwait(&ex->tick, &ex->tmu, &ts);
             continue;
         }
         unlink_timer(ex, t);
-        pthread_mutex_unlock(&ex->mu);
+        pthread_mutex_unlock(&ex->tmu);
         t->fn(t->arg);
-        pthread_mutex_lock(&ex->mu);
+        pthread_mutex_lock(&ex->tmu);
     }
-    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_unlock(&ex->tmu);
     return NULL;
 }
 
@@ -119,6 +124,7 @@ executor_t *executor_new(int max_threads)
 {
     executor_t *ex = XNEW(executor_t);
     pthread_mutex_init(&ex->mu, NULL);
+    pthread_mutex_init(&ex->tmu, NULL);
     pthread_cond_init(&ex->work, NULL);
     pthread_cond_init(&ex->idle, NULL);
     pthread_condattr_t ca;
@@ -166,7 +172,7 @@ int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg)
 
 void executor_timer_add(executor_t *ex, executor_timer_t *t)
 {
-    pthread_mutex_lock(&ex->mu);
+    pthread_mutex_lock(&ex->tmu);
     executor_timer_t *after = ex->timers_tail;
     while (after && after->due_ms > t->due_ms)
         after = after->prev;
@@ -183,26 +189,26 @@ void executor_timer_add(executor_t *ex, executor_timer_t *t)
     t->armed = true;
     if (t->due_ms < ex->timer_wake_at)
         pthread_cond_signal(&ex->tick);
-    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_unlock(&ex->tmu);
 }
 
 bool executor_timer_cancel(executor_t *ex, executor_timer_t *t)
 {
-    pthread_mutex_lock(&ex->mu);
+    pthread_mutex_lock(&ex->tmu);
     bool was = t->armed;
     if (was)
         unlink_timer(ex, t);
-    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_unlock(&ex->tmu);
     return was;
 }
 
 void executor_timers_fire_all(executor_t *ex)
 {
-    pthread_mutex_lock(&ex->mu);
+    pthread_mutex_lock(&ex->tmu);
     for (executor_timer_t *t = ex->timers; t; t = t->next)
         t->due_ms = 0;
     pthread_cond_signal(&ex->tick);
-    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_unlock(&ex->tmu);
 }
 
 int executor_wait_idle(executor_t *ex, int64_t deadline_ms)
@@ -232,8 +238,11 @@ void executor_free(executor_t *ex)
     pthread_mutex_lock(&ex->mu);
     ex->stop = true;
     pthread_cond_broadcast(&ex->work);
-    pthread_cond_broadcast(&ex->tick);
     pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_lock(&ex->tmu);
+    ex->timer_stop = true;
+    pthread_cond_broadcast(&ex->tick);
+    pthread_mutex_unlock(&ex->tmu);
     for (int i = 0; i < ex->threads; i++)
         pthread_join(ex->tids[i], NULL);
     pthread_join(ex->timer_tid, NULL);
@@ -241,6 +250,7 @@ void executor_free(executor_t *ex)
     pthread_cond_destroy(&ex->work);
     pthread_cond_destroy(&ex->idle);
     pthread_cond_destroy(&ex->tick);
+    pthread_mutex_destroy(&ex->tmu);
     pthread_mutex_destroy(&ex->mu);
     free(ex);
 }
