@@ -12,14 +12,16 @@ if token ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. token
 end
 
--- summary.duration is in microseconds, as are the latency figures.
-function done(summary, latency, requests)
+-- One JSON line of figures to BENCH_OUT (or stdout); EXTRA (may be nil) adds members, as
+-- '"ok": 12'. summary.duration is in microseconds, as are the latency figures.
+function write_line(summary, latency, extra)
     local e = summary.errors
     local line = string.format(
-        '{%s, "requests": %d, "seconds": %.3f, "rps": %.1f, "p50_us": %d, "p90_us": %d, ' ..
+        '{%s, "requests": %d,%s "seconds": %.3f, "rps": %.1f, "p50_us": %d, "p90_us": %d, ' ..
         '"p99_us": %d, "max_us": %d, "errors": {"connect": %d, "read": %d, "write": %d, ' ..
         '"status": %d, "timeout": %d}}\n',
-        os.getenv("BENCH_TAG") or '"tag": null', summary.requests, summary.duration / 1e6,
+        os.getenv("BENCH_TAG") or '"tag": null', summary.requests,
+        extra and (" " .. extra .. ",") or "", summary.duration / 1e6,
         summary.requests / (summary.duration / 1e6), latency:percentile(50),
         latency:percentile(90), latency:percentile(99), latency.max, e.connect, e.read, e.write,
         e.status, e.timeout)
@@ -29,4 +31,8 @@ function done(summary, latency, requests)
     if f ~= io.stdout then
         f:close()
     end
+end
+
+function done(summary, latency, requests)
+    write_line(summary, latency, nil)
 end

@@ -2,6 +2,7 @@
 #include "core/jsonx.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/xalloc.h"
 
 #include <math.h>
@@ -688,4 +689,14 @@ json_t *jsonx_copy(const json_t *j)
     default:
         return json_incref((json_t *)j); /* true, false and null are immutable singletons */
     }
+}
+
+/* See jsonx.h. */
+json_t *jsonx_time(int64_t ms)
+{
+    if (ms <= 0)
+        return json_null();
+    char buf[40];
+    clock_format_rfc3339(ms, buf, sizeof buf);
+    return json_string(buf);
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct jsonx_limits {
     size_t max_bytes; /* refuse longer documents; 0 = no limit */
@@ -81,6 +82,9 @@ json_t *jsonx_string_lossy(const char *s);
  * json_deep_copy at less than half its cost: jansson's copy checks for cycles with a hash
  * table per container (even for a lone scalar), and braid's values never hold cycles. */
 json_t *jsonx_copy(const json_t *j);
+
+/* MS (epoch milliseconds) as an RFC 3339 string, or null when not set (<= 0); owned. */
+json_t *jsonx_time(int64_t ms);
 
 /* Whether V is a JSON integer or a real with an integral value in int64 range; sets OUT. */
 bool jsonx_as_int(const json_t *v, long long *out);

@@ -71,13 +71,6 @@ static void key_replace_locked(engine_t *eng, secret_key_t *key)
 
 /* ---- connections: the public form ------------------------------------------------------------ */
 
-static json_t *time_json(int64_t ms)
-{
-    char when[40];
-    clock_format_rfc3339(ms, when, sizeof when);
-    return json_string(when);
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -103,13 +96,13 @@ static json_t *public_form(const connection_rec_t *rec)
         json_array_append_new(
             secrets,
             json_pack("{s:s, s:o}", "name", names[i], "updated_at",
-                      json_is_integer(at) ? time_json(json_integer_value(at)) : json_null()));
+                      json_is_integer(at) ? jsonx_time(json_integer_value(at)) : json_null()));
     }
     free(names);
     return json_pack("{s:s, s:s, s:O, s:o, s:o, s:o}", "id", rec->id, "connector", rec->connector,
                      "config", rec->config ? rec->config : json_object(), "secrets", secrets,
-                     "created_at", time_json(rec->created_at), "updated_at",
-                     time_json(rec->updated_at));
+                     "created_at", jsonx_time(rec->created_at), "updated_at",
+                     jsonx_time(rec->updated_at));
 }
 
 /* ---- connections: writing -------------------------------------------------------------------- */

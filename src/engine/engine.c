@@ -543,7 +543,8 @@ void call_result_deinit(call_result_t *r)
     r->output = r->error = NULL;
 }
 
-static json_t *async_answer(const call_result_t *res)
+/* {"run_id", "status", "scheduled_at"}: how an async call is answered, whoever made it. */
+json_t *call_result_async_json(const call_result_t *res)
 {
     char when[32];
     clock_format_rfc3339(res->scheduled_at, when, sizeof when);
@@ -588,7 +589,7 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
             run_rec_free(rec);
         }
     } else {
-        *out = async_answer(&res);
+        *out = call_result_async_json(&res);
     }
     call_result_deinit(&res);
     return rc;

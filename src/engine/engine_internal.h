@@ -249,6 +249,8 @@ typedef struct call_result {
 } call_result_t;
 
 void call_result_deinit(call_result_t *r);
+/* The answer to an async call (RES->async): {"run_id", "status", "scheduled_at"}, owned. */
+json_t *call_result_async_json(const call_result_t *res);
 
 /* Start one run as SPEC says: checks (archived, callers, depth, descendants, concurrency,
  * inputs, idempotency) first; then sync runs execute here and RES holds the finished run;

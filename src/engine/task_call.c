@@ -7,7 +7,6 @@
  * nested fan-outs cannot deadlock however many wait at once. */
 #include "engine/engine_internal.h"
 
-#include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
@@ -122,10 +121,7 @@ static void call_one(call_job_t *job, const char *target, json_t *item, json_t *
 
     memcpy(run_id, res.run_id, UUID_STR_LEN);
     if (res.async) {
-        char when[32];
-        clock_format_rfc3339(res.scheduled_at, when, sizeof when);
-        *result = json_pack("{s:s, s:s, s:s}", "run_id", res.run_id, "status",
-                            run_status_name(res.status), "scheduled_at", when);
+        *result = call_result_async_json(&res);
         *ticket = res.ticket;
         *was_async = true;
     } else {

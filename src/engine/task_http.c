@@ -47,7 +47,8 @@ int outbound_init(engine_t *eng, err_t *err)
         .low_speed_ms = eng->cfg.http_low_speed_ms,
         .max_idle_connections = eng->cfg.http_max_idle_connections,
     };
-    return http_client_new(&cfg, g, &eng->http, err);
+    eng->http = http_client_new(&cfg, g);
+    return 0;
 }
 
 void outbound_deinit(engine_t *eng)
@@ -387,7 +388,6 @@ static void send_request(run_ctx_t *ctx, const task_t *t, int seq, int64_t deadl
     http_response_t resp;
     err_t err = {0};
     int rc = http_perform(ctx->eng->http, &req, &resp, &err);
-    (void)t;
     out->status = rc == 0 ? (int)resp.status : 0;
     if (rc < 0) {
         outcome_fail_err(out, &err);

@@ -47,10 +47,7 @@ static int host_callint(void *p, const char *target, const json_t *payload, cons
     }
     int rc = 0;
     if (res.async) {
-        char when[32];
-        clock_format_rfc3339(res.scheduled_at, when, sizeof when);
-        *out = json_pack("{s:s, s:s, s:s}", "run_id", res.run_id, "status",
-                         run_status_name(res.status), "scheduled_at", when);
+        *out = call_result_async_json(&res);
     } else if (res.status != RUN_SUCCEEDED) {
         *error = res.error ? jsonx_copy(res.error)
                            : error_new("internal", "the child failed without an error", NULL);

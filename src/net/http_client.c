@@ -165,18 +165,15 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 
 /* ---- the client ----------------------------------------------------------------------------- */
 
-int http_client_new(const http_client_config_t *cfg, guard_t *guard, http_client_t **out,
-                    err_t *err)
+http_client_t *http_client_new(const http_client_config_t *cfg, guard_t *guard)
 {
-    (void)err;
     http_client_t *c = XNEW(http_client_t);
     c->cfg = *cfg;
     c->guard = guard;
     c->cap = cfg->max_idle_connections > 0 ? cfg->max_idle_connections : 64;
     c->pool = xcalloc((size_t)c->cap, sizeof *c->pool);
     pthread_mutex_init(&c->mu, NULL);
-    *out = c;
-    return 0;
+    return c;
 }
 
 void http_client_free(http_client_t *c)

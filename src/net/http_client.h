@@ -26,9 +26,9 @@ typedef struct http_client_config {
     int max_idle_connections;    /* pooled handles, each keeping one idle connection; 64 */
 } http_client_config_t;
 
-/* A client over GUARD (taken; freed with the client). */
-int http_client_new(const http_client_config_t *cfg, guard_t *guard, http_client_t **out,
-                    err_t *err);
+/* A client over GUARD (taken; freed with the client). libcurl itself starts on the first
+ * request. */
+http_client_t *http_client_new(const http_client_config_t *cfg, guard_t *guard);
 /* Close the pooled connections and free; no request may be in flight. NULL-safe. */
 void http_client_free(http_client_t *c);
 

@@ -7,7 +7,6 @@
  */
 #include "store/store_internal.h"
 
-#include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
@@ -149,16 +148,6 @@ json_t *store_error_json(const char *code, const char *message, bool retryable)
     return json_pack("{s:s, s:s, s:b}", "code", code, "message", message, "retryable", retryable);
 }
 
-/* MS (epoch ms) as an RFC 3339 string, or null when not set (<= 0). Returned owned. */
-json_t *store_time_json(int64_t ms)
-{
-    if (ms <= 0)
-        return json_null();
-    char buf[40];
-    clock_format_rfc3339(ms, buf, sizeof buf);
-    return json_string(buf);
-}
-
 static json_t *string_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -190,10 +179,10 @@ json_t *run_rec_to_json(const run_rec_t *r)
     json_object_set_new(o, "input", run_input_context(r->integration, r->input));
     json_object_set_new(o, "output", value_or_null(r->output));
     json_object_set_new(o, "error", value_or_null(r->error));
-    json_object_set_new(o, "created_at", store_time_json(r->created_at));
-    json_object_set_new(o, "scheduled_at", store_time_json(r->scheduled_at));
-    json_object_set_new(o, "started_at", store_time_json(r->started_at));
-    json_object_set_new(o, "finished_at", store_time_json(r->finished_at));
+    json_object_set_new(o, "created_at", jsonx_time(r->created_at));
+    json_object_set_new(o, "scheduled_at", jsonx_time(r->scheduled_at));
+    json_object_set_new(o, "started_at", jsonx_time(r->started_at));
+    json_object_set_new(o, "finished_at", jsonx_time(r->finished_at));
     json_object_set_new(o, "attempt", json_integer(r->attempt));
     if (r->started_at > 0 && r->finished_at > 0)
         json_object_set_new(o, "duration_ms", json_integer(r->finished_at - r->started_at));
@@ -210,7 +199,7 @@ json_t *step_rec_to_json(const step_rec_t *s, json_t *child_run_ids)
     json_object_set_new(o, "type", string_or_null(s->type));
     json_object_set_new(o, "status", string_or_null(s->status));
     json_object_set_new(o, "attempt", json_integer(s->task_attempt));
-    json_object_set_new(o, "started_at", store_time_json(s->started_at));
+    json_object_set_new(o, "started_at", jsonx_time(s->started_at));
     json_object_set_new(o, "duration_ms", json_integer(s->duration_ms));
     json_object_set_new(o, "result", value_or_null(s->result));
     json_object_set_new(o, "error", value_or_null(s->error));
@@ -268,8 +257,8 @@ json_t *token_rec_to_json(const token_rec_t *t)
     json_object_set_new(o, "role", string_or_null(t->role));
     json_object_set_new(o, "scopes", t->scopes ? jsonx_copy(t->scopes) : json_array());
     json_object_set_new(o, "description", string_or_null(t->description));
-    json_object_set_new(o, "created_at", store_time_json(t->created_at));
-    json_object_set_new(o, "revoked_at", store_time_json(t->revoked_at));
+    json_object_set_new(o, "created_at", jsonx_time(t->created_at));
+    json_object_set_new(o, "revoked_at", jsonx_time(t->revoked_at));
     return o;
 }
 

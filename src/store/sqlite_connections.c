@@ -128,7 +128,7 @@ static int row_connector(sqlite3_stmt *st, json_t **out, err_t *err)
     (void)err;
     *out = json_pack("{s:s, s:i, s:o}", "slug", (const char *)sqlite3_column_text(st, 0),
                      "latest_version", sqlite3_column_int(st, 1), "updated_at",
-                     store_time_json(sqlite3_column_int64(st, 2)));
+                     jsonx_time(sqlite3_column_int64(st, 2)));
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "store/sqlite_internal.h"
 
 #include "core/buf.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <stdio.h>
@@ -100,7 +101,7 @@ static int row_integration(sqlite3_stmt *st, json_t **out, err_t *err)
     *out = json_pack("{s:s, s:i, s:o, s:b, s:o}", "name", (const char *)sqlite3_column_text(st, 0),
                      "latest_version", sqlite3_column_int(st, 1), "triggers",
                      triggers ? triggers : json_array(), "archived", sqlite3_column_int(st, 3),
-                     "updated_at", store_time_json(sqlite3_column_int64(st, 4)));
+                     "updated_at", jsonx_time(sqlite3_column_int64(st, 4)));
     return 0;
 }
 

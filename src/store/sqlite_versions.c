@@ -9,6 +9,7 @@
  */
 #include "store/sqlite_internal.h"
 
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <string.h>
@@ -174,7 +175,7 @@ static int row_version(sqlite3_stmt *st, json_t **out, err_t *err)
 {
     (void)err;
     *out = json_pack("{s:i, s:o}", "version", sqlite3_column_int(st, 0), "created_at",
-                     store_time_json(sqlite3_column_int64(st, 1)));
+                     jsonx_time(sqlite3_column_int64(st, 1)));
     return 0;
 }
 

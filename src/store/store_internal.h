@@ -220,7 +220,5 @@ step_rec_t *step_rec_copy(const step_rec_t *s);
 
 /* The error objects the store writes itself. Returned owned. */
 json_t *store_error_json(const char *code, const char *message, bool retryable);
-/* MS (epoch ms) as an RFC 3339 string, or null when not set (<= 0). Returned owned. */
-json_t *store_time_json(int64_t ms);
 
 #endif
