@@ -1,6 +1,7 @@
 /* clock.c - see clock.h. */
 #include "core/clock.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,13 +27,42 @@ int64_t clock_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Every run record carries four times and every log line one: the date and time of day
+ * change once a second, so each thread keeps the text of its last second and writes only the
+ * milliseconds. */
 void clock_format_rfc3339(int64_t ms, char *out, size_t n)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    static _Thread_local int64_t last_secs = INT64_MIN;
+    static _Thread_local char head[32]; /* "YYYY-MM-DDTHH:MM:SS" of last_secs */
+    static _Thread_local size_t head_len;
+    int64_t secs = ms / 1000;
+    int milli = (int)(ms % 1000);
+    if (milli < 0) { /* before 1970: round down */
+        secs--;
+        milli += 1000;
+    }
+    if (secs != last_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int k = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        head_len = k > 0 && (size_t)k < sizeof head ? (size_t)k : 0;
+        last_secs = secs;
+    }
+    if (n < head_len + 6) { /* ".mmmZ" and the NUL do not fit: cut, as snprintf would */
+        if (n > 0)
+            snprintf(out, n, "%s.%03dZ", head, milli);
+        return;
+    }
+    memcpy(out, head, head_len);
+    char *p = out + head_len;
+    p[0] = '.';
+    p[1] = (char)('0' + milli / 100);
+    p[2] = (char)('0' + milli / 10 % 10);
+    p[3] = (char)('0' + milli % 10);
+    p[4] = 'Z';
+    p[5] = '\0';
 }
 
 int clock_parse_rfc3339(const char *s, int64_t *ms)

@@ -129,6 +129,70 @@ static int check_limits(engine_t *eng, const call_spec_t *spec, const definition
     return 0;
 }
 
+/* How deep engine_only_computes follows sync calls before it gives up and says no. */
+#define COMPUTES_DEPTH 8
+
+static bool def_only_computes(engine_t *eng, const definition_t *def, int depth);
+
+/* Whether the sync call task C only computes: a single call to a literal target that runs
+ * synchronously and only computes itself. A target that does not resolve fails fast. */
+static bool call_only_computes(engine_t *eng, const call_task_t *c, int depth)
+{
+    if (!c->literal_target || c->trigger || c->for_each || c->delay_ms ||
+        c->idempotency_key || c->strategy == STRATEGY_ASYNC)
+        return false;
+    const definition_t *child;
+    bool archived;
+    if (registry_get(eng->reg, c->literal_target, c->version, &child, &archived, NULL) < 0)
+        return true;
+    if (c->strategy == STRATEGY_DEFAULT && child->run_async)
+        return false;
+    return def_only_computes(eng, child, depth + 1);
+}
+
+static bool def_only_computes(engine_t *eng, const definition_t *def, int depth)
+{
+    if (depth > COMPUTES_DEPTH)
+        return false;
+    for (int i = 0; i < def->n_tasks; i++) {
+        const task_t *t = &def->tasks[i];
+        if (t->retry.max_attempts > 1) /* a retry sleeps between attempts */
+            return false;
+        switch (t->type) {
+        case TASK_SET:
+        case TASK_SWITCH:
+        case TASK_FAIL:
+            break;
+        case TASK_CALL_INTEGRATION:
+            if (!call_only_computes(eng, &t->u.call, depth))
+                return false;
+            break;
+        default: /* http, connector, script, await: they wait, or may run long */
+            return false;
+        }
+    }
+    return true;
+}
+
+/* See engine.h. */
+bool engine_only_computes(engine_t *eng, const char *name, int version, exec_mode_t mode)
+{
+    if (mode == EXEC_ASYNC)
+        return true;
+    const definition_t *def;
+    bool archived;
+    if (registry_get(eng->reg, name, version, &def, &archived, NULL) < 0)
+        return true; /* the call fails at once */
+    if (mode == EXEC_DEFAULT && def->run_async)
+        return true;
+    int known = registry_computes(eng->reg, name, def);
+    if (known >= 0)
+        return known;
+    bool v = def_only_computes(eng, def, 0);
+    registry_remember_computes(eng->reg, name, def, v);
+    return v;
+}
+
 /* Start one run. See engine_internal.h. */
 int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool defer_durable,
                 err_t *err)
@@ -256,7 +320,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
         spec->on_started(spec->started_ctx, rec->id);
     }
     run_result_t rr;
-    run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr);
+    run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr, spec->record);
     if (counted)
         concurrency_leave(eng, def->name);
     if (own_root)
@@ -303,7 +367,7 @@ void engine_run_claimed(engine_t *eng, run_rec_t *rec)
     run_result_t rr;
     char name[256];
     snprintf(name, sizeof name, "%s", def->name);
-    run_execute(eng, def, rec, vars, NULL, deadline, root, &rr);
+    run_execute(eng, def, rec, vars, NULL, deadline, root, &rr, NULL);
     if (counted)
         concurrency_leave(eng, name);
     root_release(eng, root);

@@ -567,29 +567,37 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
         .delay_ms = req->delay_ms,
         .caller_step = -1,
         .deadline = NO_DEADLINE,
-        .durable = true,
+        .durable = !req->ticket,
         .on_started = req->on_started,
         .started_ctx = req->started_ctx,
     };
+    json_t *record = NULL;
+    spec.record = &record;
     char scope[300];
     if (req->idempotency_key) {
         snprintf(scope, sizeof scope, "integration:%s", name);
         spec.idem_scope = scope;
     }
     call_result_t res = {0};
-    int rc = engine_call(eng, &spec, &res, false, err);
-    if (rc < 0)
+    int rc = engine_call(eng, &spec, &res, req->ticket != NULL, err);
+    if (rc < 0) {
+        json_decref(record);
         return rc;
-    if (!res.async) {
+    }
+    if (req->ticket && res.ticket > *req->ticket)
+        *req->ticket = res.ticket;
+    if (res.async) {
+        *out = call_result_async_json(&res);
+    } else if (record) {
+        *out = record; /* the record as written: no need to read it back */
+    } else {
+        /* A repeated idempotency key: the first run, as the store has it. */
         run_rec_t *rec = NULL;
-        /* The record is committed (engine_call waited), so the store has the whole of it. */
         rc = store_run_get(eng->store, res.run_id, &rec, err);
         if (rc == 0) {
             *out = run_rec_to_json(rec);
             run_rec_free(rec);
         }
-    } else {
-        *out = call_result_async_json(&res);
     }
     call_result_deinit(&res);
     return rc;
@@ -599,6 +607,8 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
 int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t *err)
 {
     *out = NULL;
+    if (req->ticket)
+        *req->ticket = 0;
     engine_watch_cancellations(eng);
     if (!req->trigger_id) {
         if (!req->integration)

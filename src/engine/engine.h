@@ -92,6 +92,10 @@ typedef struct exec_request {
      * NULL = not needed. */
     void (*on_started)(void *ctx, const char *run_id);
     void *started_ctx;
+    /* NULL: engine_execute returns once the run's record is durable. Else it does not wait:
+     * *TICKET is the store ticket the caller must see committed (store_wait, store_on_commit)
+     * before it hands the answer out (SPEC §8), 0 when nothing is left to wait for. */
+    uint64_t *ticket;
 } exec_request_t;
 
 /* Run REQ. A sync run executes on this thread and *OUT (owned) is the finished run record
@@ -99,8 +103,16 @@ typedef struct exec_request {
  * is durable; a trigger answers {"runs": [...]} with one such entry per integration. Errors that
  * start no run (not_found, version_not_found, input_invalid, forbidden, call limits) return
  * their code with ERR filled and *OUT NULL. A run that starts and fails returns 0: its failure
- * is in the record. The run's record is durable before this returns. */
+ * is in the record. The run's record is durable before this returns, unless REQ->ticket asks
+ * the caller to see to that. */
 int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t *err);
+
+/* Whether executing NAME at VERSION (0 = latest) in MODE only computes, so a caller may run it
+ * on a thread that must not block: the call is async (it only enqueues the run), or the
+ * integration and every integration it calls synchronously use only set, switch, fail and
+ * single sync calls with literal targets, without retries. A publish that changes this is seen
+ * as the registry sees new versions. False when unsure (unknown names, deep call chains). */
+bool engine_only_computes(engine_t *eng, const char *name, int version, exec_mode_t mode);
 
 /* ---- workers ------------------------------------------------------------------------------- */
 

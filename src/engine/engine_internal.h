@@ -27,6 +27,12 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
 int registry_trigger_targets(registry_t *reg, const char *trigger_id, json_t **out, err_t *err);
 /* Forget cached "latest" answers (after a publish or archive in this process). */
 void registry_invalidate(registry_t *reg);
+/* Whether DEF only computes (engine_only_computes), remembered while DEF is NAME's latest
+ * version and the catalog does not change: -1 when not known, else 0 or 1. */
+int registry_computes(registry_t *reg, const char *name, const definition_t *def);
+/* Remember VALUE for NAME's latest version, when DEF still is that version. */
+void registry_remember_computes(registry_t *reg, const char *name, const definition_t *def,
+                                bool value);
 
 /* ---- connectors and connections (connections.c) ------------------------------------------ */
 
@@ -204,7 +210,8 @@ void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline, 
 
 /* Execute one run whose record REC (taken) is already registered as running; VARS (taken) are
  * its bound inputs; PARENT is the sync caller or NULL; DEADLINE monotonic ms. Fills OUT with
- * the final status, output and error (owned by OUT). Writes the record when finished. */
+ * the final status, output and error (owned by OUT). Writes the record when finished and, when
+ * RECORD is not NULL, sets *RECORD to it as the API shows it (owned). */
 typedef struct run_result {
     run_status_t status;
     json_t *output;  /* owned */
@@ -212,7 +219,8 @@ typedef struct run_result {
     uint64_t ticket; /* store ticket of the final record */
 } run_result_t;
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
-                 run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out);
+                 run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out,
+                 json_t **record);
 
 /* ---- the call path ------------------------------------------------------------------------ */
 
@@ -235,6 +243,8 @@ typedef struct call_spec {
     bool durable;     /* wait for the commit of a root's record before returning */
     void (*on_started)(void *ctx, const char *run_id); /* see exec_request_t */
     void *started_ctx;
+    json_t **record; /* a sync run's final record as the API shows it (run_rec_to_json), owned;
+                        NULL = not wanted */
 } call_spec_t;
 
 typedef struct call_result {

@@ -21,7 +21,8 @@
 typedef struct latest {
     int version;
     bool archived;
-    definition_t *def; /* that version, compiled (owned by defs) */
+    definition_t *def;  /* that version, compiled (owned by defs) */
+    signed char computes; /* engine_only_computes of it: -1 not known yet, 0, 1 */
 } latest_t;
 
 struct registry {
@@ -161,7 +162,7 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
     int rc = store_integration_get(reg->store, name, 0, &iv, err);
     if (rc < 0)
         return rc;
-    latest_t now_latest = {iv->version, iv->archived, NULL};
+    latest_t now_latest = {iv->version, iv->archived, NULL, -1};
     if (version && version != iv->version) {
         integration_version_free(iv);
         iv = NULL;
@@ -200,6 +201,29 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
     *archived = now_latest.archived;
     *out = def;
     return 0;
+}
+
+/* The remembered answer for DEF when it is NAME's latest version: -1 none, else 0 or 1.
+ * Thread-safe. */
+int registry_computes(registry_t *reg, const char *name, const definition_t *def)
+{
+    pthread_mutex_lock(&reg->mu);
+    check_epoch(reg);
+    latest_t *lt = strmap_get(reg->latest, name);
+    int v = lt && lt->def == def ? lt->computes : -1;
+    pthread_mutex_unlock(&reg->mu);
+    return v;
+}
+
+/* Remember VALUE for NAME's latest version, if DEF still is it. Thread-safe. */
+void registry_remember_computes(registry_t *reg, const char *name, const definition_t *def,
+                                bool value)
+{
+    pthread_mutex_lock(&reg->mu);
+    latest_t *lt = strmap_get(reg->latest, name);
+    if (lt && lt->def == def)
+        lt->computes = value;
+    pthread_mutex_unlock(&reg->mu);
 }
 
 int registry_trigger_targets(registry_t *reg, const char *trigger_id, json_t **out, err_t *err)

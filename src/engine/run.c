@@ -437,7 +437,8 @@ static void log_finished(const run_rec_t *rec)
 
 /* Execute one run to its end on this thread. See engine_internal.h. */
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
-                 run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out)
+                 run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out,
+                 json_t **record)
 {
     /* Only the template roots the definition reads are built: most small integrations read
      * vars alone, and each of these objects costs a handful of allocations per run. */
@@ -505,6 +506,8 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     json_decref(ctx.run);
     json_decref(ctx.input);
     json_decref(ctx.vars);
+    if (record)
+        *record = run_rec_to_json(rec);
     run_rec_free(rec);
     *out = res;
 }

@@ -1,6 +1,9 @@
 /* api_execute.c - POST /integrations/execute/NAME and POST /triggers/ID/execute.
  *
- * An execution never runs on a libmicrohttpd thread: the handler builds the request, suspends
+ * An execution that only computes (engine_only_computes: an async enqueue, or a sync run of
+ * set/switch/fail tasks and sync calls to such integrations) runs on the libmicrohttpd thread
+ * itself, and the store's writer resumes its connection once the record is committed. Any
+ * other never runs on a libmicrohttpd thread: the handler builds the request, suspends
  * the connection and hands the engine call to the executor. Whoever answers first — the run
  * finishing, or the wait_ms timer once the run exists — answers, under the job's lock, and
  * resumes the connection; the other side then only lets go of the job. The job is freed when
@@ -141,8 +144,9 @@ static void on_deadline(void *arg)
     job_unref(j);
 }
 
-/* The answer for a finished engine_execute: OUT borrowed. */
-static struct MHD_Response *result_response(exec_job_t *j, json_t *out, int *status)
+/* The answer for a finished engine_execute: OUT borrowed. RUN_ID gets the (first) run's id
+ * when it is still empty. */
+static struct MHD_Response *result_response(json_t *out, char run_id[UUID_STR_LEN], int *status)
 {
     json_t *runs = json_object_get(out, "runs");
     if (runs) {
@@ -161,14 +165,14 @@ static struct MHD_Response *result_response(exec_job_t *j, json_t *out, int *sta
     if (async_id) {
         char loc[64];
         snprintf(loc, sizeof loc, "/runs/%s", async_id);
-        if (!j->run_id[0])
-            snprintf(j->run_id, sizeof j->run_id, "%s", async_id);
+        if (!run_id[0])
+            snprintf(run_id, UUID_STR_LEN, "%s", async_id);
         *status = 202;
         return http_json_response(out, MHD_HTTP_HEADER_LOCATION, loc);
     }
     const char *id = json_string_value(json_object_get(out, "id"));
-    if (id && !j->run_id[0])
-        snprintf(j->run_id, sizeof j->run_id, "%s", id);
+    if (id && !run_id[0])
+        snprintf(run_id, UUID_STR_LEN, "%s", id);
     *status = 200;
     return http_json_response(out, NULL, NULL);
 }
@@ -193,7 +197,7 @@ static void run_job(void *arg)
     int rc = engine_execute(j->srv->eng, &x, &out, &err);
     int status;
     struct MHD_Response *resp =
-        rc < 0 ? http_error_response(&err, &status) : result_response(j, out, &status);
+        rc < 0 ? http_error_response(&err, &status) : result_response(out, j->run_id, &status);
     pthread_mutex_lock(&j->mu);
     request_t *req = answer_locked(j, status, resp);
     pthread_mutex_unlock(&j->mu);
@@ -203,6 +207,46 @@ static void run_job(void *arg)
     json_decref(out);
     err_clear(&err);
     job_unref(j);
+}
+
+/* The run's record is durable: the answer left on REQ may go out now. The store's writer
+ * thread, right after the commit (or the handler itself, when the commit came first). */
+static void answer_when_committed(void *arg, int rc, const err_t *err)
+{
+    request_t *req = arg;
+    struct MHD_Response *resp = req->response;
+    int status = req->status;
+    if (rc < 0) { /* the record was lost: the run must not be reported as done */
+        MHD_destroy_response(resp);
+        resp = http_error_response(err, &status);
+    }
+    http_resume_with(req, status, resp);
+}
+
+/* Run X here, on the libmicrohttpd thread, for an execution that only computes (or only
+ * enqueues): no hand-off to an executor thread and back. Nothing here waits: the answer is
+ * left on REQ and, unless the run's record is already committed, the connection is suspended
+ * until the store's writer commits it and resumes the connection itself (SPEC §8: committed
+ * before answered). Meanwhile this thread serves its other connections, and one commit
+ * answers every execution it holds. */
+static void execute_here(request_t *req, exec_request_t *x)
+{
+    uint64_t ticket = 0;
+    x->ticket = &ticket;
+    json_t *out = NULL;
+    err_t err = {0};
+    int rc = engine_execute(req->srv->eng, x, &out, &err);
+    if (rc < 0) {
+        http_reply_err(req, &err);
+    } else {
+        req->response = result_response(out, req->run_id, &req->status);
+        json_decref(out);
+    }
+    err_clear(&err);
+    if (rc < 0 || ticket == 0)
+        return; /* the request loop answers at once */
+    http_suspend(req);
+    store_on_commit(req->srv->st, ticket, answer_when_committed, req);
 }
 
 /* The payload: {} for an empty body; JSON when it parses (it must, when the request says it
@@ -257,6 +301,36 @@ static void execute(request_t *req, const char *integration, const char *trigger
     json_t *payload = payload_or_reply(req);
     if (!payload)
         return;
+    buf_t query = BUF_INIT;
+    json_t *params = http_params(req, &query);
+    char *fullpath = xasprintf("%s%s", req->path, query.data ? query.data : "");
+    json_t *context = json_pack("{s:o, s:s, s:o, s:s, s:s}", "params", params, "path", req->path,
+                                "headers", http_headers(req), "method", req->method, "fullpath",
+                                fullpath);
+    free(fullpath);
+    buf_deinit(&query);
+    json_t *trigger_info = json_pack("{s:s}", "token", req->token.id);
+    const char *key = http_header(req, "Idempotency-Key");
+    if (key && !*key)
+        key = NULL;
+
+    /* An idempotency key may make the call wait for an earlier run, and wait_ms=0 asks for the
+     * run id at once: those, triggers, and runs that may wait go to the executor. */
+    if (integration && !key && wait_ms > 0 &&
+        engine_only_computes(req->srv->eng, integration, (int)version, mode)) {
+        exec_request_t x = {.integration = integration,
+                            .version = (int)version,
+                            .mode = mode,
+                            .payload = payload,
+                            .context = context,
+                            .trigger = "api",
+                            .trigger_info = trigger_info};
+        execute_here(req, &x);
+        json_decref(payload);
+        json_decref(context);
+        json_decref(trigger_info);
+        return;
+    }
 
     exec_job_t *j = XNEW(exec_job_t);
     pthread_mutex_init(&j->mu, NULL);
@@ -266,20 +340,12 @@ static void execute(request_t *req, const char *integration, const char *trigger
     j->started = json_array();
     j->integration = integration ? xstrdup(integration) : NULL;
     j->trigger_id = trigger_id ? xstrdup(trigger_id) : NULL;
-    const char *key = http_header(req, "Idempotency-Key");
-    j->idempotency_key = key && *key ? xstrdup(key) : NULL;
+    j->idempotency_key = key ? xstrdup(key) : NULL;
     j->version = (int)version;
     j->mode = mode;
     j->payload = payload;
-    buf_t query = BUF_INIT;
-    json_t *params = http_params(req, &query);
-    char *fullpath = xasprintf("%s%s", req->path, query.data ? query.data : "");
-    j->context = json_pack("{s:o, s:s, s:o, s:s, s:s}", "params", params, "path", req->path,
-                           "headers", http_headers(req), "method", req->method, "fullpath",
-                           fullpath);
-    free(fullpath);
-    buf_deinit(&query);
-    j->trigger_info = json_pack("{s:s}", "token", req->token.id);
+    j->context = context;
+    j->trigger_info = trigger_info;
     j->refs = 1;
 
     /* Suspend first: the job may finish and resume the connection before submit returns. */
@@ -305,7 +371,8 @@ static void execute(request_t *req, const char *integration, const char *trigger
     }
 }
 
-/* POST /integrations/execute/NAME. libmicrohttpd thread; the answer comes from the executor. */
+/* POST /integrations/execute/NAME. libmicrohttpd thread; the answer comes from here, the
+ * store's writer or the executor. */
 void api_execute_post(request_t *req)
 {
     execute(req, req->params[0], NULL);

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define STACK_BYTES (8u << 20) /* call chains recurse on the executing thread */
-
 typedef struct job {
     struct job *next;
     void (*fn)(void *arg);
@@ -160,7 +158,7 @@ int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg)
         ex->threads < ex->max_threads) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, STACK_BYTES);
+        pthread_attr_setstacksize(&attr, SERVER_STACK_BYTES);
         if (pthread_create(&ex->tids[ex->threads], &attr, worker_main, ex) == 0)
             ex->threads++;
         pthread_attr_destroy(&attr);

@@ -312,6 +312,8 @@ int server_run(const server_config_t *cfg, engine_t *eng, store_t *st, err_t *er
         0, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, &srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->workers > 0 ? cfg->workers : 1),
+        /* Executions that only compute run on these threads, and sync calls recurse. */
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)SERVER_STACK_BYTES,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->conn_timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->per_ip_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,

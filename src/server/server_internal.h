@@ -168,6 +168,10 @@ void auth_cache_free(server_t *srv);
 
 /* ---- executor.c --------------------------------------------------------------------------- */
 
+/* The stack of every server thread that runs integrations (executor and libmicrohttpd
+ * threads): sync call chains recurse on the executing thread. */
+#define SERVER_STACK_BYTES (8u << 20)
+
 typedef struct executor executor_t;
 typedef struct executor_timer {
     struct executor_timer *prev, *next;

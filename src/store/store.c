@@ -272,6 +272,12 @@ int store_flush(store_t *st, err_t *err)
     return writer_flush(st->w, err);
 }
 
+/* See store.h. Any thread. */
+void store_on_commit(store_t *st, uint64_t ticket, store_commit_fn fn, void *arg)
+{
+    writer_notify(st->w, ticket, fn, arg);
+}
+
 /* Transactions the writer has committed. Any thread. */
 uint64_t store_commit_count(store_t *st)
 {

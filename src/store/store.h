@@ -148,8 +148,15 @@ uint64_t store_run_put(store_t *st, const run_rec_t *r);
 uint64_t store_step_put(store_t *st, const step_rec_t *s);
 /* Block until every write up to TICKET is committed. 0, or the commit's error. */
 int store_wait(store_t *st, uint64_t ticket, err_t *err);
-/* Commit everything queued so far and wait for it. */
+/* Commit everything queued so far and wait for it (and for the callbacks of store_on_commit
+ * that this settles). */
 int store_flush(store_t *st, err_t *err);
+/* What store_on_commit calls: RC 0 when the writes are durable, else the commit's error. */
+typedef void (*store_commit_fn)(void *arg, int rc, const err_t *err);
+/* Call FN(ARG, ...) once every write up to TICKET is committed, instead of waiting for it: at
+ * once on this thread when it already is, else on the store's writer thread right after the
+ * commit. FN must be quick and must not call the store. Any thread. */
+void store_on_commit(store_t *st, uint64_t ticket, store_commit_fn fn, void *arg);
 /* Commits made so far (for benchmarks: commits per run). */
 uint64_t store_commit_count(store_t *st);
 

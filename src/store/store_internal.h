@@ -211,6 +211,7 @@ uint64_t writer_put_step(writer_t *w, const step_rec_t *s);
 int writer_exec(writer_t *w, store_op_t *op, err_t *err);
 int writer_wait(writer_t *w, uint64_t ticket, err_t *err);
 int writer_flush(writer_t *w, err_t *err);
+void writer_notify(writer_t *w, uint64_t ticket, store_commit_fn fn, void *arg);
 uint64_t writer_commit_count(const writer_t *w);
 
 /* ---- record helpers (records.c) -------------------------------------------------------------- */

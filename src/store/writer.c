@@ -100,6 +100,18 @@ typedef struct arena {
     const step_rec_t *last_step;
 } arena_t;
 
+/* A callback waiting for its ticket to settle (writer_notify). */
+typedef struct notice {
+    uint64_t ticket;
+    store_commit_fn fn;
+    void *arg;
+} notice_t;
+
+typedef struct noticevec {
+    notice_t *v;
+    size_t n, cap;
+} noticevec_t;
+
 typedef struct failure {
     uint64_t lo, hi; /* tickets of the failed batch */
     int code;
@@ -134,6 +146,8 @@ struct writer {
     int space_waiters;
     failure_t fails[FAIL_RING];
     unsigned nfails;
+    noticevec_t notices; /* callbacks for tickets not settled yet */
+    bool notifying;      /* the writer is calling settled tickets' callbacks (outside mu) */
 
     /* The writer thread's own. */
     itemvec_t active;
@@ -543,6 +557,38 @@ int writer_wait(writer_t *w, uint64_t ticket, err_t *err)
     return rc;
 }
 
+/* Call FN(ARG, RC, ERR) once TICKET has settled: here and now when it already has, else on
+ * the writer thread right after the commit that settles it (FN must be quick and must not call
+ * back into the writer). A pending callback cuts the window short, as a waiter does. Any
+ * thread. */
+void writer_notify(writer_t *w, uint64_t ticket, store_commit_fn fn, void *arg)
+{
+    pthread_mutex_lock(&w->mu);
+    if (ticket > w->issued)
+        ticket = w->issued;
+    if (w->settled >= ticket) {
+        err_t err = {0};
+        int rc = ticket_result(w, ticket, &err);
+        pthread_mutex_unlock(&w->mu);
+        fn(arg, rc, &err);
+        err_clear(&err);
+        return;
+    }
+    noticevec_t *nv = &w->notices;
+    if (nv->n == nv->cap) {
+        nv->cap = nv->cap ? 2 * nv->cap : 64;
+        nv->v = xrealloc(nv->v, nv->cap * sizeof *nv->v);
+    }
+    nv->v[nv->n++] = (notice_t){ticket, fn, arg};
+    if (ticket > w->urgent)
+        w->urgent = ticket;
+    if (w->windowing) {
+        w->windowing = false;
+        pthread_cond_signal(&w->work_cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* Commit everything enqueued so far without waiting out the window, and wait for it. Returns
  * 0 or the error of a failed batch among them (the latest one). Any thread. */
 int writer_flush(writer_t *w, err_t *err)
@@ -556,7 +602,7 @@ int writer_flush(writer_t *w, err_t *err)
         w->windowing = false;
         pthread_cond_signal(&w->work_cv);
     }
-    while (w->settled < ticket)
+    while (w->settled < ticket || w->notifying)
         pthread_cond_wait(&w->done_cv, &w->mu);
     int rc = 0;
     unsigned n = w->nfails < FAIL_RING ? w->nfails : FAIL_RING;
@@ -855,6 +901,40 @@ static bool wait_for_batch(writer_t *w)
     return true;
 }
 
+/* Call the callbacks of every ticket the batch just settled with its result RC/ERR. Under mu,
+ * which is let go while they run: a callback may take locks of its own (resuming an HTTP
+ * connection does). Tickets registered meanwhile wait for the next batch or, when already
+ * settled, are called by writer_notify itself. */
+static void notify_settled(writer_t *w, int rc, const err_t *err)
+{
+    noticevec_t due = w->notices;
+    w->notices = (noticevec_t){0};
+    size_t keep = 0;
+    for (size_t i = 0; i < due.n; i++) {
+        if (due.v[i].ticket > w->settled) { /* registered for writes queued during the commit */
+            if (w->notices.n == w->notices.cap) {
+                w->notices.cap = w->notices.cap ? 2 * w->notices.cap : 64;
+                w->notices.v = xrealloc(w->notices.v, w->notices.cap * sizeof(notice_t));
+            }
+            w->notices.v[w->notices.n++] = due.v[i];
+        } else {
+            due.v[keep++] = due.v[i];
+        }
+    }
+    w->notifying = true;
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < keep; i++)
+        due.v[i].fn(due.v[i].arg, rc, err);
+    pthread_mutex_lock(&w->mu);
+    w->notifying = false;
+    if (w->notices.n == 0 && w->notices.v == NULL) { /* keep the storage for the next batch */
+        due.n = 0;
+        w->notices = due;
+    } else {
+        free(due.v);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     writer_t *w = arg;
@@ -891,6 +971,8 @@ static void *writer_main(void *arg)
             snprintf(f->msg, sizeof f->msg, "%s", err.msg);
         }
         w->settled = hi;
+        if (w->notices.n > 0)
+            notify_settled(w, rc, &err);
         pthread_cond_broadcast(&w->done_cv);
         err_clear(&err);
     }
@@ -956,6 +1038,7 @@ void writer_stop(writer_t *w)
     free(w->run_json);
     free(w->step_json);
     free(w->slots);
+    free(w->notices.v);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work_cv);
     pthread_cond_destroy(&w->done_cv);
