@@ -288,6 +288,109 @@ static void test_engine_input_invalid_starts_nothing(void **state)
     free(cursor);
 }
 
+/* Which executions may run on a thread that must not block: only computing ones, judged
+ * through every sync call, and the answer follows a new version of a callee. */
+static void test_engine_only_computes(void **state)
+{
+    fixture_t *f = *state;
+    publish(f, "{\"name\":\"leaf\",\"tasks\":[{\"id\":\"s\",\"type\":\"set\","
+               "\"values\":{\"y\":1}},{\"id\":\"w\",\"type\":\"switch\",\"value\":\"a\","
+               "\"cases\":{\"a\":\"f\"},\"default\":\"end\"},{\"id\":\"f\",\"type\":\"fail\","
+               "\"code\":\"x\"}]}");
+    publish(f, "{\"name\":\"mid\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"leaf\",\"strategy\":\"sync\"}]}");
+    publish(f, "{\"name\":\"top\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"mid\"}]}");
+    publish(f, "{\"name\":\"scripted\",\"tasks\":[{\"id\":\"l\",\"type\":\"script\","
+               "\"lang\":\"lua\",\"source\":\"return 1\"}]}");
+    publish(f, "{\"name\":\"fans\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"leaf\",\"for_each\":\"{{vars.items}}\"}]}");
+    publish(f, "{\"name\":\"sends\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"leaf\",\"strategy\":\"async\"}]}");
+    publish(f, "{\"name\":\"retries\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"leaf\",\"retry\":{\"max_attempts\":3}}]}");
+    publish(f, "{\"name\":\"queued\",\"run_async\":true,\"tasks\":[{\"id\":\"l\","
+               "\"type\":\"script\",\"lang\":\"lua\",\"source\":\"return 1\"}]}");
+    publish(f, "{\"name\":\"self\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"self\"}]}");
+    struct {
+        const char *name;
+        exec_mode_t mode;
+        bool computes;
+    } cases[] = {
+        {"leaf", EXEC_DEFAULT, true},      {"mid", EXEC_SYNC, true},
+        {"top", EXEC_DEFAULT, true},       {"scripted", EXEC_DEFAULT, false},
+        {"scripted", EXEC_ASYNC, true},    {"fans", EXEC_DEFAULT, false},
+        {"sends", EXEC_DEFAULT, false},    {"retries", EXEC_DEFAULT, false},
+        {"queued", EXEC_DEFAULT, true},    {"queued", EXEC_SYNC, false},
+        {"self", EXEC_DEFAULT, false},     {"nobody", EXEC_DEFAULT, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* twice: the second answer comes from the registry's memory */
+        for (int k = 0; k < 2; k++)
+            if (engine_only_computes(f->eng, cases[i].name, 0, cases[i].mode) != cases[i].computes)
+                fail_msg("%s (mode %d): expected %d", cases[i].name, cases[i].mode,
+                         cases[i].computes);
+    }
+    /* A new version of the leaf that runs a script: callers through it no longer qualify, the
+     * pinned old version still does. */
+    publish(f, "{\"name\":\"leaf\",\"tasks\":[{\"id\":\"l\",\"type\":\"script\","
+               "\"lang\":\"lua\",\"source\":\"return 1\"}]}");
+    assert_false(engine_only_computes(f->eng, "leaf", 0, EXEC_DEFAULT));
+    assert_false(engine_only_computes(f->eng, "top", 0, EXEC_DEFAULT));
+    assert_true(engine_only_computes(f->eng, "leaf", 1, EXEC_DEFAULT));
+}
+
+static void on_commit(void *arg, int rc, const err_t *err)
+{
+    (void)err;
+    int *seen = arg;
+    *seen = rc == 0 ? 1 : -1;
+}
+
+/* With a ticket asked for, engine_execute answers from memory without waiting for the commit;
+ * once the ticket's callback says committed, the store has the same record. */
+static void test_engine_execute_defers_the_commit_to_the_caller(void **state)
+{
+    fixture_t *f = *state;
+    publish(f, "{\"name\":\"inc\",\"inputs\":{\"n\":{\"type\":\"integer\"}},"
+               "\"outputs\":[\"y\"],\"tasks\":[{\"id\":\"s\",\"type\":\"set\","
+               "\"values\":{\"y\":\"{{vars.n + 1}}\"}}]}");
+    json_t *p = json_pack("{s:i}", "n", 41);
+    uint64_t ticket = 99;
+    exec_request_t req = {.integration = "inc", .payload = p, .trigger = "cli", .ticket = &ticket};
+    json_t *out = NULL;
+    err_t err = {0};
+    assert_int_equal(engine_execute(f->eng, &req, &out, &err), 0);
+    assert_true(ticket > 0 && ticket != 99);
+    assert_string_equal(status_of(out), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "output"), "y")), 42);
+    int seen = 0;
+    store_on_commit(f->st, ticket, on_commit, &seen);
+    assert_int_equal(store_flush(f->st, NULL), 0); /* returns after the callbacks it settled */
+    assert_int_equal(seen, 1);
+    run_rec_t *rec = NULL;
+    const char *id = json_string_value(json_object_get(out, "id"));
+    assert_int_equal(store_run_get(f->st, id, &rec, NULL), 0);
+    json_t *stored = run_rec_to_json(rec);
+    assert_true(json_equal(stored, out));
+    json_decref(stored);
+    run_rec_free(rec);
+    /* An already settled ticket calls back at once, on this thread. */
+    seen = 0;
+    store_on_commit(f->st, ticket, on_commit, &seen);
+    assert_int_equal(seen, 1);
+    json_decref(out);
+    /* An async execute hands back its enqueue's ticket too. */
+    req.mode = EXEC_ASYNC;
+    ticket = 0;
+    assert_int_equal(engine_execute(f->eng, &req, &out, &err), 0);
+    assert_true(ticket > 0);
+    assert_string_equal(json_string_value(json_object_get(out, "status")), "queued");
+    json_decref(out);
+    json_decref(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +409,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_await_runs_queued_children_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_input_invalid_starts_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_only_computes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_execute_defers_the_commit_to_the_caller, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
