@@ -1,20 +1,56 @@
 /* scheduler.c - starting queued and delayed runs: one scheduler thread claims due runs from
- * the store (with a lease) only when a worker is free to take one, and worker threads execute
- * them. The scheduler also renews this process's leases, recovers runs whose process died, and
- * passes on cancellations requested from elsewhere.
+ * the store (with a lease) into a small ready list, and worker threads execute them. The
+ * scheduler also renews this process's leases, recovers runs whose process died, and passes on
+ * cancellations requested from elsewhere.
  *
- * In memory there is only the handful of claimed runs on their way to a worker, a timer for
- * the next due run and a wake-up signal; the queue itself lives in the store. */
+ * A claim is a durable store operation: it waits for a commit. So that workers need not wait
+ * for one, the scheduler claims ahead: it keeps up to AHEAD runs ready beyond the idle workers
+ * and tops the list up, in one claim, when it falls to half of that. AHEAD grows (to at most
+ * PREFETCH) while workers find the list empty and drops to 0 when the list stalls, so a
+ * process whose workers are busy with long runs claims no more than they take. A claimed run
+ * is running in the store (owned, leased) from its claim on, exactly as a run a worker has
+ * started: a crash recovers it by its integration's on_interrupt, a stop puts it back in the
+ * queue.
+ * Two things must not wait behind the ready list, and do not:
+ *  - max_concurrency: the scheduler holds (ready or executing) at most max_concurrency runs of
+ *    a limited integration and gives any surplus of a claim back to the queue at once;
+ *  - an await of a ready run: when every worker is busy and the list has not moved for
+ *    STALL_MS (workers waiting for runs behind them), its runs go back to the queue, where an
+ *    await claims them itself.
+ *
+ * A ready run holds a reference to its call tree's state (root_acquire) until it has run, so
+ * the worker finds the state in memory: a root run that never ran has no descendants, and the
+ * runs of one tree drained one after another count the tree in the store once, not once each.
+ *
+ * In memory there is only the ready list, a timer for the next due run and a wake-up signal;
+ * the queue itself lives in the store. */
 #include "engine/engine_internal.h"
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/strmap.h"
 #include "core/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define IDLE_POLL_MS 1000 /* longest sleep: runs queued by other processes are seen this fast */
+#define PREFETCH 64       /* runs claimed ahead of the idle workers (at most) */
+/* A ready list untouched this long while every worker is busy goes back to the queue. */
+#define STALL_MS 100
+
+/* A limited integration: how many of its runs this scheduler holds (ready or executing). */
+typedef struct held {
+    int held;
+    int limit;   /* its max_concurrency, > 0 */
+    char name[]; /* its key in scheduler.held */
+} held_t;
+
+typedef struct ready {
+    run_rec_t *rec;
+    held_t *h;          /* its integration's entry when that is limited, else NULL */
+    root_state_t *root; /* a reference to its call tree's state, held until it has run */
+} ready_t;
 
 struct scheduler {
     engine_t *eng;
@@ -22,33 +58,90 @@ struct scheduler {
     pthread_t *workers;
     int n_workers;
     pthread_mutex_t mu;
-    pthread_cond_t wake;    /* the scheduler: new work, a worker freed, stop */
-    pthread_cond_t work;    /* the workers: a claimed run is waiting */
-    run_rec_t **handoff;    /* claimed runs not yet taken by a worker */
-    int n_handoff, cap_handoff;
-    int idle;               /* workers waiting for work */
-    int active;             /* runs being executed by workers */
+    pthread_cond_t wake; /* the scheduler: the ready list ran low, a worker freed, stop */
+    pthread_cond_t work; /* the workers: a claimed run is ready */
+    ready_t *ready;      /* claimed runs not yet taken by a worker: [first, first + n_ready) */
+    int first, n_ready, cap_ready;
+    strmap_t *held;     /* integration name -> held_t, limited integrations only */
+    int idle;           /* workers waiting for work */
+    int active;         /* runs being executed by workers */
+    int64_t last_take;  /* monotonic ms: a worker last took a run, or the list filled */
+    int ahead;          /* runs to keep ready beyond the idle workers, 0..PREFETCH */
+    bool sched_waiting; /* the scheduler sleeps on WAKE */
     bool stop_claiming;
     bool stopping;
     bool woken;
 };
+
+/* How many runs ready now leave the scheduler asleep: below this it claims more. Under MU. */
+static int low_mark(const scheduler_t *s)
+{
+    return s->ahead / 2;
+}
+
+static void wake_scheduler(scheduler_t *s)
+{
+    s->woken = true;
+    if (s->sched_waiting)
+        pthread_cond_signal(&s->wake);
+}
+
+/* One run of H's integration (NULL: not limited) is no longer held. Under MU. */
+static void unhold(scheduler_t *s, held_t *h)
+{
+    if (h && --h->held == 0) {
+        strmap_del(s->held, h->name);
+        free(h);
+    }
+}
+
+/* Give REC (taken) back to the queue: queued again, not started. The put keeps the queue's
+ * own columns, and the claim that takes it next overwrites them. Under MU or not. */
+static void release_run(engine_t *eng, run_rec_t *rec)
+{
+    rec->status = RUN_QUEUED;
+    rec->started_at = 0;
+    store_run_put(eng->store, rec);
+    run_rec_free(rec);
+}
+
+/* Give every ready run back to the queue. Under MU. */
+static void release_ready(scheduler_t *s)
+{
+    for (int i = 0; i < s->n_ready; i++) {
+        ready_t *r = &s->ready[s->first + i];
+        unhold(s, r->h);
+        release_run(s->eng, r->rec);
+        root_release(s->eng, r->root);
+    }
+    s->first = s->n_ready = 0;
+}
 
 static void *worker_main(void *arg)
 {
     scheduler_t *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        if (s->n_handoff > 0) {
-            run_rec_t *rec = s->handoff[--s->n_handoff];
+        if (s->n_ready > 0) {
+            ready_t r = s->ready[s->first++];
+            if (--s->n_ready == 0)
+                s->first = 0;
             s->idle--;
             s->active++;
+            s->last_take = clock_mono_ms();
+            if (s->n_ready < low_mark(s) && !s->woken)
+                wake_scheduler(s);
             pthread_mutex_unlock(&s->mu);
-            engine_run_claimed(s->eng, rec);
+            engine_run_claimed(s->eng, r.rec);
+            root_release(s->eng, r.root);
             pthread_mutex_lock(&s->mu);
             s->active--;
             s->idle++;
-            s->woken = true;
-            pthread_cond_signal(&s->wake);
+            unhold(s, r.h);
+            if (s->stop_claiming)
+                pthread_cond_broadcast(&s->wake); /* scheduler_stop counts the active runs */
+            else if (s->n_ready == 0 && !s->woken)
+                wake_scheduler(s);
             continue;
         }
         if (s->stopping)
@@ -58,7 +151,6 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
-
 #define PURGE_EVERY_MS (3600LL * 1000)
 
 static void purge_old_history(engine_t *eng, int64_t now)
@@ -94,67 +186,174 @@ static void housekeeping(scheduler_t *s, int64_t *next_lease, int64_t *next_reco
     }
 }
 
+static void add_if_held_full(void *ctx, const char *name, void *value)
+{
+    const held_t *h = value;
+    if (h->held >= h->limit)
+        json_array_append_new(ctx, json_string(name));
+}
+
+/* REC's max_concurrency, 0 when it has none (or its definition cannot be had: the worker
+ * fails such a run). */
+static int run_limit(engine_t *eng, const run_rec_t *rec)
+{
+    const definition_t *def;
+    bool archived;
+    if (registry_get(eng->reg, rec->integration, rec->version, &def, &archived, NULL) < 0)
+        return 0;
+    return def->max_concurrency > 0 ? def->max_concurrency : 0;
+}
+
+/* Append the N claimed runs RUNS (taken; LIMITS their max_concurrency, ROOTS their trees'
+ * states, taken) to the ready list, oldest first; a run of an integration whose limit is
+ * already held goes back to the queue. Returns how many were kept. Under MU. */
+static int take_claimed(scheduler_t *s, run_rec_t **runs, const int *limits, root_state_t **roots,
+                        int n)
+{
+    if (s->first + s->n_ready + n > s->cap_ready) {
+        if (s->first > 0) {
+            memmove(s->ready, s->ready + s->first, (size_t)s->n_ready * sizeof *s->ready);
+            s->first = 0;
+        }
+        if (s->n_ready + n > s->cap_ready) {
+            s->cap_ready = s->n_ready + n > 2 * s->cap_ready ? s->n_ready + n : 2 * s->cap_ready;
+            s->ready = xrealloc(s->ready, (size_t)s->cap_ready * sizeof *s->ready);
+        }
+    }
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        held_t *h = NULL;
+        if (limits[i] > 0) {
+            h = strmap_get(s->held, runs[i]->integration);
+            if (!h) {
+                size_t len = strlen(runs[i]->integration) + 1;
+                h = xmalloc(sizeof *h + len);
+                h->held = 0;
+                memcpy(h->name, runs[i]->integration, len);
+                strmap_put(s->held, h->name, h);
+            }
+            h->limit = limits[i];
+            if (h->held >= h->limit) {
+                release_run(s->eng, runs[i]);
+                root_release(s->eng, roots[i]);
+                continue;
+            }
+            h->held++;
+        }
+        s->ready[s->first + s->n_ready++] = (ready_t){runs[i], h, roots[i]};
+        kept++;
+    }
+    return kept;
+}
+
+/* Claim up to WANT due runs into the ready list. Called and returns under MU, which it drops
+ * while the store works. Returns how many runs the store gave (kept or given back). */
+static int claim(scheduler_t *s, int want)
+{
+    engine_t *eng = s->eng;
+    json_t *exclude = json_array();
+    strmap_each(s->held, add_if_held_full, exclude);
+    pthread_mutex_unlock(&s->mu);
+    json_t *full = concurrency_full(eng);
+    json_array_extend(exclude, full);
+    json_decref(full);
+    int64_t now = clock_now_ms();
+    run_rec_t **runs = NULL;
+    int n = 0;
+    err_t err = {0};
+    if (store_queue_claim(eng->store, eng->owner, now, now + eng->cfg.lease_ms, want, exclude,
+                          &runs, &n, &err) < 0) {
+        log_msg(LOG_ERROR, "claiming queued runs failed: %s", err.msg);
+        err_clear(&err);
+    }
+    json_decref(exclude);
+    int *limits = n ? xmalloc((size_t)n * sizeof *limits) : NULL;
+    root_state_t **roots = n ? xmalloc((size_t)n * sizeof *roots) : NULL;
+    for (int i = 0; i < n; i++) {
+        const run_rec_t *r = runs[i];
+        limits[i] = run_limit(eng, r);
+        /* A root on its first attempt has not run yet (a run given back to the queue keeps
+         * its attempt, one recovered gets the next): its tree is itself alone. */
+        roots[i] = root_acquire(eng, r->root_id, r->attempt <= 1 && strcmp(r->root_id, r->id) == 0);
+    }
+    pthread_mutex_lock(&s->mu);
+    bool was_empty = s->n_ready == 0;
+    if (s->stop_claiming) { /* scheduler_stop gave the ready list back already */
+        for (int i = 0; i < n; i++) {
+            release_run(eng, runs[i]);
+            root_release(eng, roots[i]);
+        }
+    } else if (take_claimed(s, runs, limits, roots, n) > 0) {
+        if (was_empty)
+            s->last_take = clock_mono_ms();
+        pthread_cond_broadcast(&s->work);
+    }
+    free(limits);
+    free(roots);
+    free(runs);
+    return n;
+}
+
 static void *scheduler_main(void *arg)
 {
     scheduler_t *s = arg;
     engine_t *eng = s->eng;
     int64_t next_lease = 0, next_recover = 0, next_purge = 0;
+    bool queue_empty = false; /* the last claim found fewer due runs than it asked for */
 
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
         pthread_mutex_unlock(&s->mu);
         housekeeping(s, &next_lease, &next_recover, &next_purge);
         pthread_mutex_lock(&s->mu);
-        int free_workers = s->idle - s->n_handoff;
-        int claimed = 0;
-        if (free_workers > 0 && !s->stop_claiming) {
-            pthread_mutex_unlock(&s->mu);
-            int64_t now = clock_now_ms();
-            json_t *full = concurrency_full(eng);
-            run_rec_t **runs = NULL;
-            int n = 0;
-            err_t err = {0};
-            if (store_queue_claim(eng->store, eng->owner, now, now + eng->cfg.lease_ms,
-                                  free_workers, full, &runs, &n, &err) < 0) {
-                log_msg(LOG_ERROR, "claiming queued runs failed: %s", err.msg);
-                err_clear(&err);
+        if (s->n_ready > 0 && s->idle == 0 && clock_mono_ms() - s->last_take >= STALL_MS) {
+            release_ready(s);
+            s->ahead = 0;
+        }
+        int want = s->idle + s->ahead - s->n_ready;
+        bool may_claim = !s->stop_claiming && want > 0 && s->n_ready <= low_mark(s);
+        if (may_claim && (!queue_empty || s->woken)) {
+            s->woken = false; /* this claim answers every wake-up so far */
+            if (s->idle > 0 && s->n_ready == 0 && !queue_empty && s->ahead < PREFETCH) {
+                /* Workers wait while the queue has more: claim further ahead. */
+                s->ahead = s->ahead ? 2 * s->ahead : s->n_workers;
+                if (s->ahead > PREFETCH)
+                    s->ahead = PREFETCH;
+                want = s->idle + s->ahead;
             }
-            json_decref(full);
-            pthread_mutex_lock(&s->mu);
-            for (int i = 0; i < n; i++) {
-                if (s->n_handoff == s->cap_handoff) {
-                    s->cap_handoff = s->cap_handoff ? s->cap_handoff * 2 : 16;
-                    s->handoff = xrealloc(s->handoff, (size_t)s->cap_handoff * sizeof(run_rec_t *));
-                }
-                s->handoff[s->n_handoff++] = runs[i];
-            }
-            free(runs);
-            claimed = n;
-            if (n)
-                pthread_cond_broadcast(&s->work);
-            if (n == free_workers)
-                continue; /* there may be more due right now */
+            int n = claim(s, want);
+            queue_empty = n < want;
+            continue;
         }
         if (s->woken) {
             s->woken = false;
-            if (claimed || s->idle - s->n_handoff > 0)
-                continue;
+            continue;
         }
-        /* Sleep until the next due run, a wake-up, or the idle poll. */
+        /* Sleep until a wake-up, the next due run (when a run could be claimed), a possible
+         * stall of the ready list, or the idle poll. */
         int64_t until = clock_mono_ms() + IDLE_POLL_MS;
-        int64_t due = 0;
-        pthread_mutex_unlock(&s->mu);
-        store_queue_next_due(eng->store, &due, NULL);
-        pthread_mutex_lock(&s->mu);
-        if (due > 0) {
-            int64_t in = due - clock_now_ms();
-            if (in < 5)
-                in = 5; /* due now but not claimable (no free worker or at max_concurrency) */
-            if (clock_mono_ms() + in < until)
-                until = clock_mono_ms() + in;
+        if (may_claim) {
+            int64_t due = 0;
+            pthread_mutex_unlock(&s->mu);
+            store_queue_next_due(eng->store, &due, NULL);
+            pthread_mutex_lock(&s->mu);
+            if (due > 0) {
+                int64_t in = due - clock_now_ms();
+                if (in < 5)
+                    in = 5; /* due now but not claimable (at max_concurrency) */
+                if (clock_mono_ms() + in < until)
+                    until = clock_mono_ms() + in;
+            }
         }
-        if (!s->woken && !s->stopping)
+        if (s->n_ready > 0 && s->idle == 0 && s->last_take + STALL_MS < until)
+            until = s->last_take + STALL_MS;
+        if (!s->woken && !s->stopping) {
+            s->sched_waiting = true;
             cond_wait_until(&s->wake, &s->mu, until, IDLE_POLL_MS);
+            s->sched_waiting = false;
+        }
+        if (!s->woken)
+            queue_empty = false; /* timed out: look at the store again */
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -184,6 +383,7 @@ int scheduler_start(engine_t *eng, err_t *err)
     s->n_workers = eng->cfg.workers;
     s->workers = xcalloc((size_t)s->n_workers, sizeof(pthread_t));
     s->idle = s->n_workers;
+    s->held = strmap_new();
     eng->sched = s;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -210,7 +410,7 @@ int scheduler_active(engine_t *eng)
     if (!s)
         return 0;
     pthread_mutex_lock(&s->mu);
-    int n = s->active + s->n_handoff;
+    int n = s->active + s->n_ready;
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -222,9 +422,16 @@ int scheduler_claim_one(engine_t *eng, const char *id, run_rec_t **out)
                                 NULL);
 }
 
-/* Stop claiming, give running runs GRACE_MS, then stop the threads. Runs still in the handoff
- * go back to the store's queue by way of recovery on the next start: they are claimed by us,
- * so they are released here instead. */
+static void free_held(void *ctx, const char *name, void *value)
+{
+    (void)ctx;
+    (void)name;
+    free(value);
+}
+
+/* Stop claiming, give running runs GRACE_MS, then stop the threads. Ready runs are claimed
+ * by us but not started, so they go back to the store's queue here rather than by way of
+ * recovery on the next start. */
 void scheduler_stop(engine_t *eng, int64_t grace_ms)
 {
     scheduler_t *s = eng->sched;
@@ -232,14 +439,7 @@ void scheduler_stop(engine_t *eng, int64_t grace_ms)
         return;
     pthread_mutex_lock(&s->mu);
     s->stop_claiming = true;
-    for (int i = 0; i < s->n_handoff; i++) {
-        run_rec_t *rec = s->handoff[i];
-        rec->status = RUN_QUEUED;
-        rec->started_at = 0;
-        store_run_put(eng->store, rec);
-        run_rec_free(rec);
-    }
-    s->n_handoff = 0;
+    release_ready(s);
     int64_t until = clock_mono_ms() + grace_ms;
     while (s->active > 0 && clock_mono_ms() < until)
         cond_wait_until(&s->wake, &s->mu, until, 50);
@@ -251,7 +451,9 @@ void scheduler_stop(engine_t *eng, int64_t grace_ms)
     for (int i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i], NULL);
     free(s->workers);
-    free(s->handoff);
+    free(s->ready);
+    strmap_each(s->held, free_held, NULL); /* empty unless a run outlived the grace period */
+    strmap_free(s->held);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->work);

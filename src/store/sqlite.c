@@ -898,18 +898,25 @@ static int op_archive(store_backend_t *be, store_op_t *op, err_t *err)
 
 /* Due runs, oldest first: every queued run, and scheduled runs whose time has come. Each
  * branch walks its own range of runs_active in scheduled_at order and stops after ?5 rows,
- * so a long backlog costs no more than MAX rows per branch. */
-#define CLAIM_BRANCH(cond)                                                                         \
-    "SELECT * FROM (SELECT id, scheduled_at FROM runs WHERE " cond                                 \
-    " AND integration NOT IN (SELECT value FROM json_each(?4)) ORDER BY scheduled_at LIMIT ?5)"
-
+ * so a long backlog costs no more than MAX rows per branch. The branches name runs by rowid,
+ * which runs_active holds: without an integration to leave out they read the index alone, and
+ * the update finds each row without a search of the id index. Ties in scheduled_at go by
+ * rowid, the order the runs were first written. */
 /* clang-format off */
+#define CLAIM_BRANCH(cond, filter)                                                                 \
+    "SELECT * FROM (SELECT rowid AS r, scheduled_at AS s FROM runs WHERE " cond filter             \
+    " ORDER BY scheduled_at LIMIT ?5)"
+#define CLAIM_SQL(filter)                                                                          \
+    "UPDATE runs SET status='running', owner=?1, lease_until=?2, started_at=?3,"                   \
+    " cancel_requested=0 WHERE rowid IN (SELECT r FROM ("                                          \
+    CLAIM_BRANCH("status='queued'", filter) " UNION ALL "                                          \
+    CLAIM_BRANCH("status='scheduled' AND scheduled_at<=?3", filter)                                \
+    ") ORDER BY s, r LIMIT ?5) RETURNING " SQ_RUN_COLS
+
+/* With integrations to leave out (?4, a JSON array of names), and without (?4 unused). */
 static const char SQL_CLAIM[] =
-    "UPDATE runs SET status='running', owner=?1, lease_until=?2, started_at=?3,"
-    " cancel_requested=0 WHERE id IN (SELECT id FROM ("
-    CLAIM_BRANCH("status='queued'") " UNION ALL "
-    CLAIM_BRANCH("status='scheduled' AND scheduled_at<=?3")
-    ") ORDER BY scheduled_at, id LIMIT ?5) RETURNING " SQ_RUN_COLS;
+    CLAIM_SQL(" AND integration NOT IN (SELECT value FROM json_each(?4))");
+static const char SQL_CLAIM_ANY[] = CLAIM_SQL("");
 /* clang-format on */
 
 static int cmp_due(const void *a, const void *b)
@@ -924,13 +931,15 @@ static int op_claim(store_backend_t *be, store_op_t *op, err_t *err)
 {
     sqlite3_stmt *st;
     int rc;
-    char *exclude = op->u.claim.exclude ? jsonx_dump(op->u.claim.exclude) : NULL;
-    if ((rc = sq_prep_w(be, SQL_CLAIM, &st, err)) < 0)
+    const json_t *ex = op->u.claim.exclude;
+    char *exclude = json_is_array(ex) && json_array_size(ex) > 0 ? jsonx_dump(ex) : NULL;
+    if ((rc = sq_prep_w(be, exclude ? SQL_CLAIM : SQL_CLAIM_ANY, &st, err)) < 0)
         goto out;
     sq_bind_str(st, 1, op->u.claim.owner);
     sqlite3_bind_int64(st, 2, op->u.claim.lease_until);
     sqlite3_bind_int64(st, 3, op->u.claim.now);
-    sq_bind_str(st, 4, exclude && json_is_array(op->u.claim.exclude) ? exclude : "[]");
+    if (exclude)
+        sq_bind_str(st, 4, exclude);
     sqlite3_bind_int(st, 5, op->u.claim.max);
     if ((rc = sq_collect_runs(be->w->db, st, &op->u.claim.out, &op->u.claim.n, err)) < 0)
         goto out;

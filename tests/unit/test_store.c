@@ -1088,6 +1088,66 @@ static void test_store_claim(void **state)
     run_rec_free(done);
 }
 
+/* A batch claim takes the MAX oldest due runs across queued and scheduled ones, ties in
+ * scheduled_at in the order the runs were first written; an empty exclude list is no list; a
+ * run given back to the queue (as the scheduler does with runs it claimed ahead and did not
+ * start) is claimed again, oldest first still, on the same attempt. */
+static void test_store_claim_batch_and_release(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *w[6];
+    w[0] = put_waiting(f->st, "q/b", RUN_QUEUED, 300);
+    w[1] = put_waiting(f->st, "q/b", RUN_SCHEDULED, 100);
+    w[2] = put_waiting(f->st, "q/b", RUN_QUEUED, 300); /* a tie with w[0], written later */
+    w[3] = put_waiting(f->st, "q/b", RUN_SCHEDULED, 200);
+    w[4] = put_waiting(f->st, "q/b", RUN_QUEUED, 50);
+    w[5] = put_waiting(f->st, "q/b", RUN_SCHEDULED, 9000); /* not due */
+    assert_int_equal(store_flush(f->st, NULL), 0);
+
+    json_t *none = json_array();
+    run_rec_t **runs = NULL;
+    int n = 0;
+    assert_int_equal(store_queue_claim(f->st, "me", 1000, 9000, 4, none, &runs, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(runs[0]->id, w[4]->id);
+    assert_string_equal(runs[1]->id, w[1]->id);
+    assert_string_equal(runs[2]->id, w[3]->id);
+    assert_string_equal(runs[3]->id, w[0]->id);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(runs[i]->status, RUN_RUNNING);
+        assert_int_equal(runs[i]->attempt, w[0]->attempt);
+    }
+
+    /* Give back the two oldest, not started. */
+    for (int i = 0; i < 2; i++) {
+        runs[i]->status = RUN_QUEUED;
+        runs[i]->started_at = 0;
+        store_run_put(f->st, runs[i]);
+    }
+    run_recs_free(runs, n);
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    run_rec_t *back = get_run(f->st, w[4]->id);
+    assert_int_equal(back->status, RUN_QUEUED);
+    assert_int_equal(back->started_at, 0);
+    run_rec_free(back);
+
+    assert_int_equal(store_queue_claim(f->st, "me", 1000, 9000, 10, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(runs[0]->id, w[4]->id);
+    assert_string_equal(runs[1]->id, w[1]->id); /* scheduled at 100, queued again: still due */
+    assert_string_equal(runs[2]->id, w[2]->id);
+    assert_int_equal(runs[0]->attempt, w[4]->attempt);
+    assert_int_equal(runs[0]->started_at, 1000);
+    run_recs_free(runs, n);
+
+    assert_int_equal(store_queue_claim(f->st, "me", 1000, 9000, 10, none, &runs, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    free(runs);
+    json_decref(none);
+    for (int i = 0; i < 6; i++)
+        run_rec_free(w[i]);
+}
+
 typedef struct claimer {
     store_t *st;
     const char *owner;
@@ -1911,6 +1971,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_step_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_list_filters_and_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_claim_batch_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_claim_two_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_lease_renew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_recover, setup, teardown),
