@@ -216,8 +216,42 @@ size_t jsonx_format_int(long long i, char out[24])
     return n;
 }
 
+/* The common case without printf: a value with at most three decimals and below 1e12 (a
+ * duration in milliseconds, a price) is K / 1000 for a whole K, and then %.15g would print
+ * exactly K's digits (at most 15 significant ones, and no exponent from 1e-3 to 1e12). Writes
+ * it as the function below would and returns its length, or 0 when D is not such a value. */
+static size_t format_milli_real(double d, char out[40])
+{
+    if (!(d != 0 && d > -1e12 && d < 1e12))
+        return 0; /* zero keeps printf's sign handling; NaN fails every comparison */
+    long long k = llround(d * 1000);
+    if ((double)k / 1000.0 != d)
+        return 0;
+    char *p = out;
+    unsigned long long a = k < 0 ? (unsigned long long)(-k) : (unsigned long long)k;
+    if (k < 0)
+        *p++ = '-';
+    char digits[24];
+    int n = 0;
+    for (unsigned long long whole = a / 1000; n == 0 || whole > 0; whole /= 10)
+        digits[n++] = (char)('0' + whole % 10);
+    while (n > 0)
+        *p++ = digits[--n];
+    *p++ = '.';
+    unsigned frac = (unsigned)(a % 1000);
+    char f[3] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10)};
+    int keep = frac == 0 ? 1 : f[2] != '0' ? 3 : f[1] != '0' ? 2 : 1;
+    for (int i = 0; i < keep; i++)
+        *p++ = f[i];
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
 size_t jsonx_format_real(double d, char out[40])
 {
+    size_t fast = format_milli_real(d, out);
+    if (fast)
+        return fast;
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, 40, "%.*g", prec, d);
         if (strtod(out, NULL) == d)

@@ -170,18 +170,21 @@ static bool reserved(const char *seg)
 
 #define MAX_SEGS 64
 
-/* Whether the path segments SEGS[0..N) match PATTERN; fills PARAMS (owned) on a match. */
+/* Whether the path segments SEGS[0..N) match PATTERN; fills PARAMS (owned) on a match. The
+ * pattern is walked in place: every request tries it against the whole route table. */
 static bool match_pattern(const char *pattern, char **segs, int n, char *params[2])
 {
-    char copy[128];
-    snprintf(copy, sizeof copy, "%s", pattern);
-    char *pats[16];
-    int np = split(copy, pats, 16);
+    int np = 0;
+    for (const char *c = pattern; *c; c++)
+        np += *c == '/';
     int si = 0, nparam = 0;
     char *got[2] = {NULL, NULL};
+    const char *p = pattern;
     for (int pi = 0; pi < np; pi++) {
-        const char *p = pats[pi];
-        if (strcmp(p, "{name}") == 0) {
+        p++; /* the '/' */
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 6 && memcmp(p, "{name}", 6) == 0) {
             /* One or more segments, leaving as many as the rest of the pattern needs. */
             int rest = np - pi - 1;
             int take = n - si - rest;
@@ -204,10 +207,11 @@ static bool match_pattern(const char *pattern, char **segs, int n, char *params[
                 goto no;
             got[nparam++] = xstrdup(segs[si++]);
         } else {
-            if (si >= n || strcmp(p, segs[si]) != 0)
+            if (si >= n || strncmp(p, segs[si], len) != 0 || segs[si][len] != '\0')
                 goto no;
             si++;
         }
+        p += len;
     }
     if (si != n)
         goto no;
@@ -220,7 +224,6 @@ no:
     return false;
 }
 
-/* Match METHOD and PATH against the route table. See server_internal.h. Any thread. */
 router_result_t router_match(const char *method, const char *path, route_match_t *m)
 {
     memset(m, 0, sizeof *m);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -159,6 +160,86 @@ static void test_core_rfc3339_round_trip(void **state)
     assert_int_equal(clock_parse_rfc3339("yesterday", &ms), -1);
 }
 
+/* The per-thread cache of the current second must never show a stale date: times in other
+ * seconds, before 1970 and out of order, each against gmtime_r. */
+static void test_core_rfc3339_cache_follows_the_second(void **state)
+{
+    (void)state;
+    const int64_t ms[] = {1795000000123LL, 1795000000999LL, 1795000001000LL, 1795000000000LL,
+                          0, -1, -1000, -1001, 951782400000LL /* 2000-02-29 */};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        char got[32], want[48];
+        clock_format_rfc3339(ms[i], got, sizeof got);
+        int64_t secs = ms[i] / 1000, milli = ms[i] % 1000;
+        if (milli < 0) {
+            secs--;
+            milli += 1000;
+        }
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)milli);
+        assert_string_equal(got, want);
+    }
+    char tiny[8];
+    clock_format_rfc3339(1795000000123LL, tiny, sizeof tiny); /* cut, never overrun */
+    assert_string_equal(tiny, "2026-11");
+}
+
+/* The printf-free path for reals with up to three decimals writes exactly what the printf
+ * path writes: the shortest %.15g..%.17g text that reads back, shaped as jansson shapes it. */
+static void slow_real(double d, char out[40])
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 40, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    char *e = strchr(out, 'e');
+    if (e) {
+        char *w = e + 1;
+        if (*w == '-')
+            w++;
+        char *q = w;
+        if (*q == '+')
+            q++;
+        while (*q == '0' && q[1])
+            q++;
+        memmove(w, q, strlen(q) + 1);
+    } else if (!strchr(out, '.')) {
+        strcat(out, ".0");
+    }
+}
+
+static void test_core_format_real_matches_printf(void **state)
+{
+    (void)state;
+    const double fixed[] = {0.0,   -0.0,     0.001,  0.0005,   1.0,     -1.5,    0.1,
+                            0.05,  123.456,  1e11,   999999999999.999, 1e12, 1e-7,
+                            2.5e-4, 1234.5678, 100000.0, 3.14159, -0.25, 7e300};
+    char got[40], want[40];
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        jsonx_format_real(fixed[i], got);
+        slow_real(fixed[i], want);
+        assert_string_equal(got, want);
+    }
+    unsigned long long x = 88172645463325252ULL; /* xorshift: the same values every run */
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        long long k = (long long)(x % 2000000000000000ULL) - 1000000000000000LL;
+        double d = i % 2 ? (double)k / 1000.0 : (double)(k % 100000000) / 1000.0;
+        if (i % 3 == 0)
+            d = (double)(x >> 11) * 0x1.0p-53 * 1e6; /* most have more than three decimals */
+        jsonx_format_real(d, got);
+        slow_real(d, want);
+        if (strcmp(got, want) != 0)
+            fail_msg("%.17g: got %s, printf path %s", d, got, want);
+    }
+}
+
 static void test_core_error_table(void **state)
 {
     (void)state;
@@ -205,6 +286,8 @@ int main(void)
         cmocka_unit_test(test_core_uuid_v7_sorts_by_time),
         cmocka_unit_test(test_core_strmap_grows_and_deletes),
         cmocka_unit_test(test_core_rfc3339_round_trip),
+        cmocka_unit_test(test_core_rfc3339_cache_follows_the_second),
+        cmocka_unit_test(test_core_format_real_matches_printf),
         cmocka_unit_test(test_core_error_table),
         cmocka_unit_test(test_core_metrics_labels),
     };
