@@ -89,7 +89,7 @@ static const migration_t migrations[] = {
     "CREATE INDEX runs_active ON runs(status, scheduled_at)"
     "  WHERE status='scheduled' OR status='queued' OR status='running';"
     "CREATE INDEX runs_parent ON runs(parent_id, parent_step) WHERE parent_id IS NOT NULL;"
-    "CREATE INDEX runs_root ON runs(root_id);"
+    "CREATE INDEX runs_root ON runs(root_id);" /* partial from 6 */
     "CREATE INDEX runs_integration ON runs(integration, id);"
     "CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at > 0;" /* gone in 5 */
     "CREATE TABLE steps ("
@@ -150,6 +150,12 @@ static const migration_t migrations[] = {
     /* 4 -> 5: purge walks runs by id (UUIDv7: creation time first), so the finished_at index,
      * which every finished run paid for on insert, goes. */
     {"DROP INDEX IF EXISTS runs_finished;", NULL},
+    /* 5 -> 6: runs_root leaves out the runs whose root is their parent (every child of a root
+     * run): runs_parent finds those, so the tree of a root is runs_root's rows plus the root's
+     * children in runs_parent (sq_root_count, sq_runs_list). The many short children of a
+     * fan-out from a root then pay for one index less (bench/writer_analysis.md). */
+    {"DROP INDEX IF EXISTS runs_root;"
+    "CREATE INDEX runs_root ON runs(root_id) WHERE root_id IS NOT parent_id;", NULL},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -623,21 +629,19 @@ static int put_stmt(store_backend_t *be, bool runs, int k, sq_put_t **out, err_t
 /* An upsert, not INSERT OR REPLACE: the queue's own columns (owner, lease_until,
  * cancel_requested) belong to claims and cancels and must survive the engine's puts. A put
  * from an older attempt never overwrites a newer attempt (a run taken over after its lease
- * ran out). */
+ * ran out). The update sets only what changes over a run's life: SQLite rewrites every index
+ * holding a column of the SET list, and the identity columns (integration, version, trigger,
+ * parent, root, depth, task, parent_step, sync_child, detached, retry_on_interrupt, input,
+ * created_at, idempotency_key) are fixed when the engine first builds the record (call.c),
+ * so listing them made every second put of a run rewrite runs_integration, runs_root and
+ * runs_parent for nothing (bench/writer_analysis.md). */
 #define RUN_PUT_COLS 24
 static const char SQL_RUN_PUT_HEAD[] = "INSERT INTO runs(" SQ_RUN_COLS ") VALUES ";
 static const char SQL_RUN_PUT_TAIL[] =
-    " ON CONFLICT(id) DO UPDATE SET integration=excluded.integration,"
-    " version=excluded.version, status=excluded.status, trigger_type=excluded.trigger_type,"
-    " trigger_info=excluded.trigger_info, parent_id=excluded.parent_id,"
-    " root_id=excluded.root_id, depth=excluded.depth, task=excluded.task,"
-    " parent_step=excluded.parent_step, sync_child=excluded.sync_child,"
-    " detached=excluded.detached, retry_on_interrupt=excluded.retry_on_interrupt,"
-    " input=excluded.input, output=excluded.output, error=excluded.error,"
-    " created_at=excluded.created_at, scheduled_at=excluded.scheduled_at,"
+    " ON CONFLICT(id) DO UPDATE SET status=excluded.status, output=excluded.output,"
+    " error=excluded.error, scheduled_at=excluded.scheduled_at,"
     " started_at=excluded.started_at, finished_at=excluded.finished_at,"
-    " deadline_at=excluded.deadline_at, attempt=excluded.attempt,"
-    " idempotency_key=excluded.idempotency_key"
+    " deadline_at=excluded.deadline_at, attempt=excluded.attempt"
     " WHERE excluded.attempt >= runs.attempt";
 
 #define STEP_PUT_COLS 11

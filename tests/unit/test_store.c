@@ -166,7 +166,7 @@ static void test_store_schema_version(void **state)
     fx_t *f = *state;
     store_close(f->st); /* the last connection checkpoints the WAL into the file */
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 5); /* the schema this build writes */
+    assert_int_equal(read_user_version(f->dir), 6); /* the schema this build writes */
 
     /* A database from a newer braid is refused, not damaged. */
     char path[128];
@@ -312,7 +312,7 @@ static void test_store_migrate_from_v1(void **state)
     run_rec_free(r);
 
     /* The tables lost their NOT NULL constraints (only the steps key keeps them, implied). */
-    assert_int_equal(read_user_version(dir), 5);
+    assert_int_equal(read_user_version(dir), 6);
     char *runs = table_sql(dir, "runs"), *stepsql = table_sql(dir, "steps");
     assert_null(strstr(runs, "NOT NULL"));
     assert_non_null(strstr(runs, "cancel_requested INTEGER DEFAULT 0"));
@@ -325,6 +325,110 @@ static void test_store_migrate_from_v1(void **state)
     assert_null(strstr(runs, "NOT NULL"));
     free(runs);
     assert_int_equal(open_store(f, 0), 0);
+}
+
+/* Ids of the runs in ROOT's tree as listed in pages of 2, newest first: their count. */
+static int list_tree(store_t *st, const char *root, char ids[][UUID_STR_LEN], int max)
+{
+    run_filter_t flt = {.status = -1, .limit = 2, .root_id = root};
+    char *cursor = NULL;
+    int n = 0;
+    do {
+        run_rec_t **runs = NULL;
+        int k = 0;
+        char *next = NULL;
+        flt.cursor = cursor;
+        assert_int_equal(store_runs_list(st, &flt, &runs, &k, &next, NULL), 0);
+        for (int i = 0; i < k; i++) {
+            assert_string_equal(runs[i]->root_id, root);
+            assert_true(n < max);
+            memcpy(ids[n++], runs[i]->id, UUID_STR_LEN);
+        }
+        run_recs_free(runs, k);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    return n;
+}
+
+/* A database at schema 5 (runs_root over every run) is migrated to 6 (runs_root without the
+ * children of roots, which runs_parent finds), and a tree several levels deep is counted and
+ * listed whole before the upgrade's rows and after, new rows included. */
+static void test_store_migrate_from_v5(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *root = mk_run("tree/root", RUN_SUCCEEDED, NULL, 10);
+    run_rec_t *child = mk_run("tree/child", RUN_SUCCEEDED, root, 11);
+    run_rec_t *grand = mk_run("tree/grand", RUN_SUCCEEDED, child, 12);
+    run_rec_t *great = mk_run("tree/great", RUN_SUCCEEDED, grand, 13);
+    run_rec_t *other = mk_run("tree/other", RUN_SUCCEEDED, NULL, 14);
+    run_rec_t *other_child = mk_run("tree/child", RUN_SUCCEEDED, other, 15);
+    const run_rec_t *all[] = {root, child, grand, great, other, other_child};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        store_run_put(f->st, all[i]);
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    store_close(f->st);
+    f->st = NULL;
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/braid.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP INDEX runs_root; CREATE INDEX runs_root ON runs(root_id);"
+                                  "PRAGMA user_version=5;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(read_user_version(f->dir), 5);
+
+    assert_int_equal(open_store(f, 0), 0);
+    /* A second child of the root and a grandchild through it, written after the upgrade. */
+    run_rec_t *child2 = mk_run("tree/child", RUN_RUNNING, root, 16);
+    run_rec_t *grand2 = mk_run("tree/grand", RUN_RUNNING, child2, 17);
+    store_run_put(f->st, child2);
+    put_and_flush(f->st, grand2);
+
+    int64_t count = 0;
+    assert_int_equal(store_root_count(f->st, root->id, &count, NULL), 0);
+    assert_int_equal(count, 6);
+    assert_int_equal(store_root_count(f->st, other->id, &count, NULL), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(store_root_count(f->st, child->id, &count, NULL), 0);
+    assert_int_equal(count, 0); /* a child is no root */
+
+    char ids[8][UUID_STR_LEN];
+    const run_rec_t *want[] = {grand2, child2, great, grand, child, root}; /* newest first */
+    assert_int_equal(list_tree(f->st, root->id, ids, 8), 6);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(ids[i], want[i]->id);
+    assert_int_equal(list_tree(f->st, other->id, ids, 8), 2);
+    assert_string_equal(ids[0], other_child->id);
+    assert_string_equal(ids[1], other->id);
+
+    /* Finishing a run moves none of it out of its tree. */
+    grand2->status = RUN_SUCCEEDED;
+    grand2->finished_at = 30;
+    put_and_flush(f->st, grand2);
+    assert_int_equal(store_root_count(f->st, root->id, &count, NULL), 0);
+    assert_int_equal(count, 6);
+
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(read_user_version(f->dir), 6);
+    char *idx = table_sql(f->dir, "runs_root");
+    assert_non_null(strstr(idx, "WHERE root_id IS NOT parent_id"));
+    free(idx);
+    assert_int_equal(open_store(f, 0), 0);
+
+    run_rec_free(root);
+    run_rec_free(child);
+    run_rec_free(grand);
+    run_rec_free(great);
+    run_rec_free(other);
+    run_rec_free(other_child);
+    run_rec_free(child2);
+    run_rec_free(grand2);
 }
 
 static void test_store_open_errors(void **state)
@@ -649,6 +753,75 @@ static void test_store_run_coalesce(void **state)
     assert_int_equal(got->status, RUN_SUCCEEDED);
     run_rec_free(got);
     run_rec_free(r);
+}
+
+/* A second put of a run (here after a claim) changes what changes over a run's life (status,
+ * output, error, the times, the attempt) and keeps what a run is: its identity, fixed by its
+ * first write. */
+static void test_store_run_put_again(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *root = mk_run("again/root", RUN_RUNNING, NULL, 100);
+    run_rec_t *r = mk_run("again/child", RUN_QUEUED, root, 200);
+    r->trigger_info = json_pack("{s:s}", "token", "ops");
+    r->idempotency_key = xstrdup("k");
+    r->parent_step = 3;
+    put_and_flush(f->st, r);
+    run_rec_t **runs = NULL;
+    int n = 0;
+    assert_int_equal(store_queue_claim(f->st, "me", 300, 9000, 10, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    run_recs_free(runs, n);
+
+    run_rec_t *again = run_rec_copy(r);
+    again->status = RUN_FAILED;
+    again->output = json_pack("{s:i}", "y", 2);
+    again->error = json_pack("{s:s}", "code", "boom");
+    again->scheduled_at = 250;
+    again->started_at = 300;
+    again->finished_at = 400;
+    again->deadline_at = 500;
+    again->attempt = 2;
+    /* Identity a later put cannot change (the engine never sends another). */
+    free(again->integration);
+    again->integration = xstrdup("again/other");
+    again->version = 9;
+    again->parent_step = 7;
+    again->depth = 5;
+    put_and_flush(f->st, again);
+
+    run_rec_t *got = get_run(f->st, r->id);
+    assert_int_equal(got->status, RUN_FAILED);
+    assert_json_equal(got->output, again->output);
+    assert_json_equal(got->error, again->error);
+    assert_int_equal(got->scheduled_at, 250);
+    assert_int_equal(got->started_at, 300);
+    assert_int_equal(got->finished_at, 400);
+    assert_int_equal(got->deadline_at, 500);
+    assert_int_equal(got->attempt, 2);
+    assert_string_equal(got->integration, "again/child");
+    assert_int_equal(got->version, 1);
+    assert_int_equal(got->parent_step, 3);
+    assert_int_equal(got->depth, 1);
+    assert_string_equal(got->parent_id, root->id);
+    assert_string_equal(got->root_id, root->id);
+    assert_json_equal(got->trigger_info, r->trigger_info);
+    assert_json_equal(got->input, r->input);
+    assert_string_equal(got->idempotency_key, "k");
+    run_rec_free(got);
+    /* Listing by integration and by parent step still finds it where it was first written. */
+    run_filter_t flt = {.status = -1, .limit = 10, .integration = "again/child"};
+    char *next = NULL;
+    assert_int_equal(store_runs_list(f->st, &flt, &runs, &n, &next, NULL), 0);
+    assert_int_equal(n, 1);
+    run_recs_free(runs, n);
+    json_t *kids = NULL;
+    assert_int_equal(store_step_children(f->st, root->id, 3, 10, &kids, NULL), 0);
+    assert_int_equal(json_array_size(kids), 1);
+    json_decref(kids);
+    run_rec_free(again);
+    run_rec_free(r);
+    run_rec_free(root);
 }
 
 static step_rec_t mk_step(const char *run_id, int attempt, int seq, const char *task)
@@ -1927,7 +2100,7 @@ static void test_store_token_migrate_from_v2(void **state)
     assert_int_equal(store_token_put(f->st, t, NULL), 0);
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 5);
+    assert_int_equal(read_user_version(f->dir), 6);
 
     assert_int_equal(open_store(f, 0), 0);
     token_rec_t *back = NULL;
@@ -1960,6 +2133,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_open_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_migrate_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_migrate_from_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_run_put_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_run_roundtrip, setup, teardown),
