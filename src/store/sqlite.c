@@ -89,7 +89,7 @@ static const migration_t migrations[] = {
     "CREATE INDEX runs_active ON runs(status, scheduled_at)"
     "  WHERE status='scheduled' OR status='queued' OR status='running';"
     "CREATE INDEX runs_parent ON runs(parent_id, parent_step) WHERE parent_id IS NOT NULL;"
-    "CREATE INDEX runs_root ON runs(root_id);" /* partial from 6 */
+    "CREATE INDEX runs_root ON runs(root_id);"
     "CREATE INDEX runs_integration ON runs(integration, id);"
     "CREATE INDEX runs_finished ON runs(finished_at) WHERE finished_at > 0;" /* gone in 5 */
     "CREATE TABLE steps ("
@@ -150,12 +150,6 @@ static const migration_t migrations[] = {
     /* 4 -> 5: purge walks runs by id (UUIDv7: creation time first), so the finished_at index,
      * which every finished run paid for on insert, goes. */
     {"DROP INDEX IF EXISTS runs_finished;", NULL},
-    /* 5 -> 6: runs_root leaves out the runs whose root is their parent (every child of a root
-     * run): runs_parent finds those, so the tree of a root is runs_root's rows plus the root's
-     * children in runs_parent (sq_root_count, sq_runs_list). The many short children of a
-     * fan-out from a root then pay for one index less (bench/writer_analysis.md). */
-    {"DROP INDEX IF EXISTS runs_root;"
-    "CREATE INDEX runs_root ON runs(root_id) WHERE root_id IS NOT parent_id;", NULL},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

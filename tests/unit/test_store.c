@@ -166,7 +166,7 @@ static void test_store_schema_version(void **state)
     fx_t *f = *state;
     store_close(f->st); /* the last connection checkpoints the WAL into the file */
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 6); /* the schema this build writes */
+    assert_int_equal(read_user_version(f->dir), 5); /* the schema this build writes */
 
     /* A database from a newer braid is refused, not damaged. */
     char path[128];
@@ -312,7 +312,7 @@ static void test_store_migrate_from_v1(void **state)
     run_rec_free(r);
 
     /* The tables lost their NOT NULL constraints (only the steps key keeps them, implied). */
-    assert_int_equal(read_user_version(dir), 6);
+    assert_int_equal(read_user_version(dir), 5);
     char *runs = table_sql(dir, "runs"), *stepsql = table_sql(dir, "steps");
     assert_null(strstr(runs, "NOT NULL"));
     assert_non_null(strstr(runs, "cancel_requested INTEGER DEFAULT 0"));
@@ -351,10 +351,8 @@ static int list_tree(store_t *st, const char *root, char ids[][UUID_STR_LEN], in
     return n;
 }
 
-/* A database at schema 5 (runs_root over every run) is migrated to 6 (runs_root without the
- * children of roots, which runs_parent finds), and a tree several levels deep is counted and
- * listed whole before the upgrade's rows and after, new rows included. */
-static void test_store_migrate_from_v5(void **state)
+/* A tree is counted and listed whole, however deep, and finishing a run keeps it there. */
+static void test_store_tree_count_and_list(void **state)
 {
     fx_t *f = *state;
     run_rec_t *root = mk_run("tree/root", RUN_SUCCEEDED, NULL, 10);
@@ -367,23 +365,7 @@ static void test_store_migrate_from_v5(void **state)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         store_run_put(f->st, all[i]);
     assert_int_equal(store_flush(f->st, NULL), 0);
-    store_close(f->st);
-    f->st = NULL;
-
-    char path[128];
-    snprintf(path, sizeof path, "%s/braid.db", f->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "DROP INDEX runs_root; CREATE INDEX runs_root ON runs(root_id);"
-                                  "PRAGMA user_version=5;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
-    assert_int_equal(read_user_version(f->dir), 5);
-
-    assert_int_equal(open_store(f, 0), 0);
-    /* A second child of the root and a grandchild through it, written after the upgrade. */
+    /* A second child of the root and a grandchild through it, written later. */
     run_rec_t *child2 = mk_run("tree/child", RUN_RUNNING, root, 16);
     run_rec_t *grand2 = mk_run("tree/grand", RUN_RUNNING, child2, 17);
     store_run_put(f->st, child2);
@@ -412,14 +394,6 @@ static void test_store_migrate_from_v5(void **state)
     put_and_flush(f->st, grand2);
     assert_int_equal(store_root_count(f->st, root->id, &count, NULL), 0);
     assert_int_equal(count, 6);
-
-    store_close(f->st);
-    f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 6);
-    char *idx = table_sql(f->dir, "runs_root");
-    assert_non_null(strstr(idx, "WHERE root_id IS NOT parent_id"));
-    free(idx);
-    assert_int_equal(open_store(f, 0), 0);
 
     run_rec_free(root);
     run_rec_free(child);
@@ -2100,7 +2074,7 @@ static void test_store_token_migrate_from_v2(void **state)
     assert_int_equal(store_token_put(f->st, t, NULL), 0);
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 6);
+    assert_int_equal(read_user_version(f->dir), 5);
 
     assert_int_equal(open_store(f, 0), 0);
     token_rec_t *back = NULL;
@@ -2133,7 +2107,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_open_reopen_keeps_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_schema_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_migrate_from_v1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_migrate_from_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_tree_count_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_run_put_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_publish, setup, teardown),
