@@ -250,8 +250,11 @@ static size_t format_milli_real(double d, char out[40])
 size_t jsonx_format_real(double d, char out[40])
 {
     size_t fast = format_milli_real(d, out);
-    if (fast)
-        return fast;
+    return fast ? fast : jsonx_format_real_printf(d, out);
+}
+
+size_t jsonx_format_real_printf(double d, char out[40])
+{
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, 40, "%.*g", prec, d);
         if (strtod(out, NULL) == d)

@@ -45,6 +45,9 @@ void jsonx_put_string(buf_t *b, const char *p, size_t n);
  * '+' or leading zeros, and ".0" when there is neither a point nor an exponent. Returns the
  * length written to OUT (NUL-terminated). */
 size_t jsonx_format_real(double d, char out[40]);
+/* The same through printf alone, without the shortcut for values with up to three decimals
+ * (the tests hold the shortcut to it). */
+size_t jsonx_format_real_printf(double d, char out[40]);
 
 /* I in decimal, as printf's %lld writes it. Returns the length written to OUT (NUL-terminated). */
 size_t jsonx_format_int(long long i, char out[24]);
