@@ -128,6 +128,36 @@ def test_waiting_sync_requests_do_not_block_the_server(make_server):
     assert results == [200] * 6
 
 
+def test_a_callee_that_starts_waiting_moves_its_callers_off_the_http_threads(make_server):
+    """An execution that only computes runs on an HTTP thread; once a new version of a callee
+    waits, its callers must go to the executor again, or slow runs would hold every HTTP thread."""
+    srv = make_server(["--http-threads", "2"])
+    srv.publish(nop_doc(), integration("t/mid", [set_task("s", {"ms": 1})], outputs=["ms"]),
+                integration("t/top", [call("c", "t/mid", strategy="sync", input={"ms": "{{vars.ms}}"})],
+                            inputs={"ms": {"type": "integer", "default": 1500}},
+                            outputs={"slept": "{{tasks.c.result.slept}}"}),
+                echo("x/fast"))
+    assert srv.execute("t/top", {"ms": 5}).status == 200  # only computes: answered inline
+    srv.publish(slow_doc("t/mid"))  # the callee now awaits a delayed child
+    results = []
+
+    def slow():
+        results.append(srv.execute("t/top", {"ms": 2000}))
+
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.4)
+    t0 = time.monotonic()
+    r = srv.execute("x/fast", {"v": 1})
+    assert r.status == 200 and r.json()["output"]["echoed"] == 1
+    assert time.monotonic() - t0 < 1.2, "a fast request waited behind slow ones"
+    for t in threads:
+        t.join(60)
+    assert [r.status for r in results] == [200] * 4
+    assert all(r.json()["output"] == {"slept": 2000} for r in results), results[0].json()
+
+
 def test_idempotency_key(server):
     server.publish(echo("x/echo"), echo("x/other"))
     h = {"Idempotency-Key": "order-42"}
