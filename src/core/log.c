@@ -30,30 +30,25 @@ void log_event(log_level_t level, const char *msg, json_t *fields)
     }
     char ts[32];
     clock_format_rfc3339(clock_now_ms(), ts, sizeof ts);
-    json_t *own_ts = json_object_get(fields, "ts"), *own_level = json_object_get(fields, "level"),
-           *own_msg = json_object_get(fields, "msg");
+    /* The line's own members, each replaced by a member of FIELDS of the same name. */
+    const char *own[3][2] = {{"ts", ts}, {"level", names[level]}, {"msg", msg}};
     buf_t line = BUF_INIT;
-    buf_puts(&line, "{\"ts\":");
-    if (own_ts)
-        jsonx_dump_buf(&line, own_ts);
-    else
-        jsonx_put_string(&line, ts, strlen(ts));
-    buf_puts(&line, ",\"level\":");
-    if (own_level)
-        jsonx_dump_buf(&line, own_level);
-    else
-        jsonx_put_string(&line, names[level], strlen(names[level]));
-    buf_puts(&line, ",\"msg\":");
-    if (own_msg)
-        jsonx_dump_buf(&line, own_msg);
-    else
-        jsonx_put_string(&line, msg, strlen(msg));
+    for (int i = 0; i < 3; i++) {
+        buf_puts(&line, i ? ",\"" : "{\"");
+        buf_puts(&line, own[i][0]);
+        buf_puts(&line, "\":");
+        json_t *given = json_object_get(fields, own[i][0]);
+        if (given)
+            jsonx_dump_buf(&line, given);
+        else
+            jsonx_put_string(&line, own[i][1], strlen(own[i][1]));
+    }
     const char *key;
     json_t *v;
     json_object_foreach(fields, key, v)
     {
-        if (v == own_ts || v == own_level || v == own_msg)
-            continue;
+        if (strcmp(key, "ts") == 0 || strcmp(key, "level") == 0 || strcmp(key, "msg") == 0)
+            continue; /* written above */
         buf_putc(&line, ',');
         jsonx_put_string(&line, key, strlen(key));
         buf_putc(&line, ':');

@@ -112,6 +112,15 @@ typedef struct noticevec {
     size_t n, cap;
 } noticevec_t;
 
+static void notice_push(noticevec_t *nv, notice_t n)
+{
+    if (nv->n == nv->cap) {
+        nv->cap = nv->cap ? 2 * nv->cap : 64;
+        nv->v = xrealloc(nv->v, nv->cap * sizeof *nv->v);
+    }
+    nv->v[nv->n++] = n;
+}
+
 typedef struct failure {
     uint64_t lo, hi; /* tickets of the failed batch */
     int code;
@@ -150,6 +159,7 @@ struct writer {
     bool notifying;      /* the writer is calling settled tickets' callbacks (outside mu) */
 
     /* The writer thread's own. */
+    noticevec_t firing; /* the callbacks notify_settled is calling */
     itemvec_t active;
     arena_t active_arena;
     jsonvec_t dropped;   /* the batch's values the writer held last, for the garbage */
@@ -574,12 +584,7 @@ void writer_notify(writer_t *w, uint64_t ticket, store_commit_fn fn, void *arg)
         err_clear(&err);
         return;
     }
-    noticevec_t *nv = &w->notices;
-    if (nv->n == nv->cap) {
-        nv->cap = nv->cap ? 2 * nv->cap : 64;
-        nv->v = xrealloc(nv->v, nv->cap * sizeof *nv->v);
-    }
-    nv->v[nv->n++] = (notice_t){ticket, fn, arg};
+    notice_push(&w->notices, (notice_t){ticket, fn, arg});
     if (ticket > w->urgent)
         w->urgent = ticket;
     if (w->windowing) {
@@ -903,36 +908,25 @@ static bool wait_for_batch(writer_t *w)
 
 /* Call the callbacks of every ticket the batch just settled with its result RC/ERR. Under mu,
  * which is let go while they run: a callback may take locks of its own (resuming an HTTP
- * connection does). Tickets registered meanwhile wait for the next batch or, when already
- * settled, are called by writer_notify itself. */
+ * connection does). Callbacks registered meanwhile for later writes stay for their batch;
+ * those whose ticket has settled by then are called by writer_notify itself. */
 static void notify_settled(writer_t *w, int rc, const err_t *err)
 {
-    noticevec_t due = w->notices;
-    w->notices = (noticevec_t){0};
-    size_t keep = 0;
-    for (size_t i = 0; i < due.n; i++) {
-        if (due.v[i].ticket > w->settled) { /* registered for writes queued during the commit */
-            if (w->notices.n == w->notices.cap) {
-                w->notices.cap = w->notices.cap ? 2 * w->notices.cap : 64;
-                w->notices.v = xrealloc(w->notices.v, w->notices.cap * sizeof(notice_t));
-            }
-            w->notices.v[w->notices.n++] = due.v[i];
-        } else {
-            due.v[keep++] = due.v[i];
-        }
+    w->firing.n = 0;
+    size_t left = 0;
+    for (size_t i = 0; i < w->notices.n; i++) {
+        if (w->notices.v[i].ticket <= w->settled)
+            notice_push(&w->firing, w->notices.v[i]);
+        else /* registered for writes queued during the commit */
+            w->notices.v[left++] = w->notices.v[i];
     }
+    w->notices.n = left;
     w->notifying = true;
     pthread_mutex_unlock(&w->mu);
-    for (size_t i = 0; i < keep; i++)
-        due.v[i].fn(due.v[i].arg, rc, err);
+    for (size_t i = 0; i < w->firing.n; i++)
+        w->firing.v[i].fn(w->firing.v[i].arg, rc, err);
     pthread_mutex_lock(&w->mu);
     w->notifying = false;
-    if (w->notices.n == 0 && w->notices.v == NULL) { /* keep the storage for the next batch */
-        due.n = 0;
-        w->notices = due;
-    } else {
-        free(due.v);
-    }
 }
 
 static void *writer_main(void *arg)
@@ -1039,6 +1033,7 @@ void writer_stop(writer_t *w)
     free(w->step_json);
     free(w->slots);
     free(w->notices.v);
+    free(w->firing.v);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->work_cv);
     pthread_cond_destroy(&w->done_cv);
