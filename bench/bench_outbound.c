@@ -17,6 +17,7 @@
  *
  * Prints one JSON line per mode. */
 #include "core/clock.h"
+#include "core/jsonalloc.h"
 #include "core/err.h"
 #include "engine/engine.h"
 #include "bench_util.h"
@@ -260,6 +261,7 @@ static void bench_wait(engine_t *eng, int callers, int runs_each)
 
 int main(int argc, char **argv)
 {
+    jsonalloc_install(); /* as braid does */
     long n = argc > 1 ? atol(argv[1]) : 20000;
     char tmpl[] = "/tmp/braid-bench-out-XXXXXX";
     const char *dir = argc > 2 ? argv[2] : mkdtemp(tmpl);

@@ -11,6 +11,7 @@
  * own (the CLI's parser keeps the store to itself).
  */
 #include "core/clock.h"
+#include "core/jsonalloc.h"
 #include "core/err.h"
 #include "engine/engine.h"
 #include "server/server.h"
@@ -60,6 +61,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    jsonalloc_install(); /* as braid does */
     engine_config_t cfg;
     engine_config_defaults(&cfg);
     server_config_t scfg;

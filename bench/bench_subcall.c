@@ -9,6 +9,7 @@
  *
  * Prints one JSON line: {"calls", "seconds", "us_per_call", "commits", "runs_per_commit"}. */
 #include "core/clock.h"
+#include "core/jsonalloc.h"
 #include "core/err.h"
 #include "engine/engine.h"
 #include "bench_util.h"
@@ -44,6 +45,7 @@ static const char *PARENT_CALLINT =
 
 int main(int argc, char **argv)
 {
+    jsonalloc_install(); /* as braid does */
     long n = argc > 1 ? atol(argv[1]) : 100000;
     char tmpl[] = "/tmp/braid-bench-XXXXXX";
     const char *dir = argc > 2 ? argv[2] : mkdtemp(tmpl);

@@ -1,7 +1,8 @@
-/* main.c - the braid program: keeps secrets out of core files, installs the crash report, then
- * hands the command line to cli/. */
+/* main.c - the braid program: keeps secrets out of core files, installs the crash report and
+ * jansson's allocator, then hands the command line to cli/. */
 #include "cli/cli.h"
 #include "core/crash.h"
+#include "core/jsonalloc.h"
 #include "vault/secret.h"
 
 #include <stdio.h>
@@ -13,5 +14,6 @@ int main(int argc, char **argv)
     if (secret_no_core_dumps() != 0)
         fprintf(stderr, "braid: warning: cannot turn core dumps off\n");
     crash_install(BRAID_VERSION);
+    jsonalloc_install(); /* before any thread starts: every JSON value comes from it */
     return cli_main(argc, argv);
 }

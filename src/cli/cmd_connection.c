@@ -411,7 +411,7 @@ static const cli_command_t show_cmd = {
 static void print_one(const json_t *c, void *ctx)
 {
     (void)ctx;
-    char *config = json_dumps(json_object_get(c, "config"), JSON_COMPACT | JSON_SORT_KEYS);
+    char *config = jsonx_dumps(json_object_get(c, "config"), JSON_COMPACT | JSON_SORT_KEYS);
     printf("id         %s\n", str_or(c, "id", "?"));
     printf("connector  %s\n", str_or(c, "connector", "?"));
     printf("config     %s\n", config ? config : "{}");

@@ -4,6 +4,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <stdio.h>
@@ -124,7 +125,7 @@ static void print_run_text(const json_t *run)
         printf("error        %s: %s\n", str(error, "code"), str(error, "message"));
     json_t *output = json_object_get(run, "output");
     if (output && !json_is_null(output)) {
-        char *text = json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = jsonx_dump(output);
         printf("output       %.200s%s\n", text, strlen(text) > 200 ? "..." : "");
         free(text);
     }

@@ -6,6 +6,7 @@
 #include "cli/cli_internal.h"
 
 #include "core/buf.h"
+#include "core/jsonx.h"
 #include "vault/token.h"
 #include "vault/vault.h"
 
@@ -99,7 +100,7 @@ static int token_create_cmd(int argc, char **argv)
         json_t *o = token_rec_to_json(rec);
         json_t *tok = json_string(token);
         json_object_set(o, "token", tok);
-        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *text = jsonx_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (text) {
             puts(text);
             vault_wipe(text, strlen(text));

@@ -3,6 +3,7 @@
 #include "cli/cli_internal.h"
 
 #include "core/buf.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -253,7 +254,7 @@ void cli_print_error_json(const json_t *error)
 
 void cli_print_json(const json_t *v)
 {
-    char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    char *text = jsonx_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     if (text) {
         puts(text);
         free(text);

@@ -153,8 +153,23 @@ json_t *jsonx_parse(const char *text, size_t len, const jsonx_limits_t *limits, 
 
 char *jsonx_dump(const json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    return s ? s : xstrdup("null");
+    buf_t b = BUF_INIT;
+    jsonx_dump_buf(&b, v);
+    return buf_steal(&b);
+}
+
+static int append_to_buf(const char *p, size_t n, void *b)
+{
+    buf_append(b, p, n);
+    return 0;
+}
+
+char *jsonx_dumps(const json_t *v, size_t flags)
+{
+    buf_t b = BUF_INIT;
+    if (json_dump_callback(v, append_to_buf, &b, flags | JSON_ENCODE_ANY) != 0 || !b.data)
+        buf_puts(&b, "null");
+    return buf_steal(&b);
 }
 
 /* ---- the compact writer ---- */

@@ -24,8 +24,14 @@ typedef struct jsonx_limits {
  * BR_EINPUT_INVALID, a message naming line and column, and detail {line, column, position}. */
 json_t *jsonx_parse(const char *text, size_t len, const jsonx_limits_t *limits, err_t *err);
 
-/* Compact JSON text of V (returned owned, free with free()). V may be any value. */
+/* Compact JSON text of V (returned owned, free with free()), as jsonx_dump_buf writes it. V
+ * may be any value; NULL gives "null". */
 char *jsonx_dump(const json_t *v);
+
+/* V's JSON text as jansson's json_dumps writes it with FLAGS (indents, sorted keys...), but
+ * returned owned from malloc (free with free()): json_dumps's own text comes from jansson's
+ * allocator (jsonalloc.h), so braid never calls it. */
+char *jsonx_dumps(const json_t *v, size_t flags);
 
 /* Append V's compact JSON text to B: the text jansson writes with JSON_COMPACT |
  * JSON_ENCODE_ANY (keys in the object's order, the same escapes), except that reals take the

@@ -616,7 +616,7 @@ static int compile_with_hint(const json_t *doc, const char *name_hint,
  * find an identical republish. Returned owned (free with free). */
 char *def_canonical(const json_t *doc)
 {
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    char *s = jsonx_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     return s ? s : xstrdup("{}"); /* only when out of memory; keeps the field non-NULL */
 }
 

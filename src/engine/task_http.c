@@ -177,7 +177,7 @@ static char *scalar_text(const json_t *v)
         return xstrdup(json_string_value(v));
     if (json_is_null(v))
         return xstrdup("");
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = jsonx_dump(v);
     return s ? s : xstrdup("");
 }
 
@@ -265,7 +265,7 @@ static void set_body(request_t *r, json_t *body)
         memcpy(r->body, json_string_value(body), r->body_len + 1);
         return;
     }
-    r->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    r->body = jsonx_dump(body);
     r->body_len = r->body ? strlen(r->body) : 0;
     r->body_is_json = true;
 }

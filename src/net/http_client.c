@@ -16,6 +16,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 /* libcurl is loaded with dlopen on the first outbound request, not linked: it brings some 25
@@ -504,7 +505,7 @@ char *http_url_with_query(const char *url, const json_t *query, err_t *err)
         if (json_is_string(v))
             buf_append(&pair, json_string_value(v), json_string_length(v));
         else if (!json_is_null(v)) {
-            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *text = jsonx_dump(v);
             buf_puts(&pair, text ? text : "");
             free(text);
         }

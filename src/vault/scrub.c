@@ -19,6 +19,7 @@
  */
 #include "vault/scrub.h"
 
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 
 #include <sodium.h>
@@ -387,7 +388,7 @@ json_t *scrub_json(const scrub_t *s, const json_t *v)
         return scrub_string(s, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
     case JSON_REAL: {
-        char *t = json_dumps(v, JSON_ENCODE_ANY);
+        char *t = jsonx_dumps(v, JSON_ENCODE_ANY);
         size_t tn = strlen(t), on;
         char *o = scrub_text(s, t, tn, &on);
         json_t *r =

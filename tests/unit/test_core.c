@@ -1,12 +1,14 @@
 /* test_core.c - the standalone helpers of src/core: bounded JSON parsing, dotted paths, UUIDv7
- * ids, the string map, RFC 3339 times and the error table. */
+ * ids, the string map, RFC 3339 times, the error table and jansson's allocator. */
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/jsonalloc.h"
 #include "core/jsonx.h"
 #include "core/metrics.h"
 #include "core/strmap.h"
 #include "core/uuid.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -251,6 +253,97 @@ static void test_core_metrics_labels(void **state)
     metrics_reset();
 }
 
+/* Every size up to JSONALLOC_SMALL and beyond: aligned, disjoint, and a freed block is reused
+ * before the reserved range grows. */
+static void test_core_jsonalloc_sizes_and_reuse(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    unsigned char *p[N];
+    for (size_t i = 0; i < N; i++) {
+        p[i] = jsonalloc_malloc(i);
+        assert_non_null(p[i]);
+        assert_int_equal((uintptr_t)p[i] % 16, 0);
+        memset(p[i], (int)(i & 0xff), i);
+    }
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < i; j++)
+            assert_int_equal(p[i][j], i & 0xff); /* nobody else wrote over it */
+    for (size_t i = 0; i < N; i++)
+        jsonalloc_free(p[i]);
+
+    size_t used = jsonalloc_reserved_used();
+    for (int round = 0; round < 1000; round++) {
+        void *q = jsonalloc_malloc(40);
+        jsonalloc_free(q);
+    }
+    assert_int_equal(jsonalloc_reserved_used(), used);
+    jsonalloc_free(NULL);
+    jsonalloc_free(malloc(24)); /* a block of malloc goes back to free */
+}
+
+enum { HANDED = 20000 };
+
+typedef struct handover {
+    unsigned char *blocks[HANDED];
+} handover_t;
+
+static void *free_handed(void *arg)
+{
+    handover_t *h = arg;
+    for (size_t i = 0; i < HANDED; i++) {
+        size_t n = 1 + i % JSONALLOC_SMALL;
+        for (size_t j = 0; j < n; j++)
+            if (h->blocks[i][j] != (unsigned char)i)
+                return (void *)1;
+        jsonalloc_free(h->blocks[i]);
+    }
+    return NULL; /* ending gives this thread's blocks to the shared lists */
+}
+
+/* Blocks made on one thread and freed on another come back to the first through the shared
+ * lists, so the reserved range does not grow when they are made again. */
+static void test_core_jsonalloc_across_threads(void **state)
+{
+    (void)state;
+    handover_t *h = malloc(sizeof *h);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < HANDED; i++) {
+            size_t n = 1 + i % JSONALLOC_SMALL;
+            h->blocks[i] = jsonalloc_malloc(n);
+            memset(h->blocks[i], (int)(i & 0xff), n);
+        }
+        size_t used = jsonalloc_reserved_used();
+        pthread_t t;
+        void *bad = NULL;
+        assert_int_equal(pthread_create(&t, NULL, free_handed, h), 0);
+        assert_int_equal(pthread_join(t, &bad), 0);
+        assert_null(bad);
+        if (round > 0) /* the first round carved the pages the others reuse */
+            assert_int_equal(jsonalloc_reserved_used(), used);
+    }
+    free(h);
+}
+
+/* jansson on this allocator: values made, dumped and freed; jsonx_dumps's text comes from
+ * malloc (free() takes it), not from jansson's allocator as json_dumps's would. */
+static void test_core_jsonalloc_under_jansson(void **state)
+{
+    (void)state;
+    json_set_alloc_funcs(jsonalloc_malloc, jsonalloc_free);
+    json_t *v = json_pack("{s:i, s:[s, f, n], s:{s:s}}", "b", 1, "a", "x", 2.5, "c", "k", "v");
+    for (int i = 0; i < 200; i++)
+        json_object_set_new(v, "many", json_integer(i));
+    char *sorted = jsonx_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(sorted, "{\"a\":[\"x\",2.5,null],\"b\":1,\"c\":{\"k\":\"v\"},\"many\":199}");
+    free(sorted);
+    char *compact = jsonx_dump(v);
+    assert_string_equal(compact, "{\"b\":1,\"a\":[\"x\",2.5,null],\"c\":{\"k\":\"v\"},\"many\":199}");
+    free(compact);
+    json_decref(v);
+    json_set_alloc_funcs(malloc, free);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +360,9 @@ int main(void)
         cmocka_unit_test(test_core_format_real_matches_printf),
         cmocka_unit_test(test_core_error_table),
         cmocka_unit_test(test_core_metrics_labels),
+        cmocka_unit_test(test_core_jsonalloc_sizes_and_reuse),
+        cmocka_unit_test(test_core_jsonalloc_across_threads),
+        cmocka_unit_test(test_core_jsonalloc_under_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
