@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -886,6 +887,56 @@ static void test_store_steps_latest_attempt(void **state)
 
 /* Many puts in one batch: the writer hands them to the backend together, which writes them
  * in statements of 64, 32, ... rows; every record must land whole whatever its place. */
+/* The writer's WAL writes are gathered (sqlite_wal_vfs.c) but reach the file before the sync
+ * that commits them: a process that ends right after its commits, without closing the store,
+ * leaves every committed run readable; batches far larger than one gathered write too. */
+static void test_store_wal_commits_survive_exit(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    enum { RUNS = 3000 };
+    char ids[RUNS][UUID_STR_LEN];
+    char big[2048];
+    memset(big, 'w', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < RUNS; i++)
+        uuid_v7(ids[i]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store_t *st = NULL;
+        if (tmp_store_open(f->dir, NULL, &st) != 0)
+            _exit(2);
+        for (int i = 0; i < RUNS; i++) {
+            run_rec_t *r = mk_run("wal/a", RUN_SUCCEEDED, NULL, 1000 + i);
+            memcpy(r->id, ids[i], UUID_STR_LEN);
+            memcpy(r->root_id, ids[i], UUID_STR_LEN);
+            r->output = json_pack("{s:i, s:s}", "i", i, "pad", big);
+            store_run_put(st, r);
+            run_rec_free(r);
+            if (i == 0 || i == RUNS / 2) /* one small commit, then two large ones */
+                if (store_flush(st, NULL) != 0)
+                    _exit(3);
+        }
+        _exit(store_flush(st, NULL) == 0 ? 0 : 4); /* no store_close: nothing else is written */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(open_store(f, 0), 0);
+    for (int i = 0; i < RUNS; i += 7) {
+        run_rec_t *got = get_run(f->st, ids[i]);
+        assert_int_equal(json_integer_value(json_object_get(got->output, "i")), i);
+        assert_string_equal(json_string_value(json_object_get(got->output, "pad")), big);
+        run_rec_free(got);
+    }
+    run_rec_t *last = get_run(f->st, ids[RUNS - 1]);
+    assert_int_equal(json_integer_value(json_object_get(last->output, "i")), RUNS - 1);
+    run_rec_free(last);
+}
+
 static void test_store_put_batches(void **state)
 {
     fx_t *f = *state;
@@ -2116,6 +2167,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_run_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_steps_latest_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_put_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_wal_commits_survive_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_json_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_step_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_list_filters_and_cursor, setup, teardown),
