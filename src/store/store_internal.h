@@ -121,8 +121,8 @@ void store_op_clear_results(store_op_t *op);
 /* ---- the backend vtable ---------------------------------------------------------------------- */
 
 /* A JSON value of a put as compact text (jsonx_dump_buf), P NULL for an absent value (SQL
- * NULL). The writer dumps every value of a batch up front and drops the values there and
- * then, while they are still in the cache. */
+ * NULL). The putting thread dumps a record's values when it puts it (writer.c), so the writer
+ * thread only binds text. */
 typedef struct store_text {
     const char *p;
     size_t n;

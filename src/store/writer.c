@@ -38,7 +38,6 @@ typedef struct request {
 
 typedef struct item {
     int kind;
-    uint32_t json; /* a put's first JSON text in the writer's texts, once dumped */
     union {
         run_rec_t *run;
         step_rec_t *step;
@@ -51,38 +50,10 @@ typedef struct itemvec {
     size_t n, cap;
 } itemvec_t;
 
-/* JSON values whose last reference the writer held. They are freed by the threads that put
- * records (a few with each put, outside the lock), not by the writer: glibc frees memory that
- * another thread allocated slowly, under that thread's arena lock, and both threads then wait
- * on each other. The writer frees them itself only while it has nothing else to do. */
-#define GARBAGE_TAKE 32          /* values one put takes back, at most */
-#define GARBAGE_MAX (256 * 1024) /* beyond this many waiting, the writer frees them itself */
-#define GARBAGE_IDLE_MS 100      /* ... and when nothing was put for this long */
-
-typedef struct jsonvec {
-    json_t **v;
-    size_t n, cap;
-} jsonvec_t;
-
-static void jsonvec_push(jsonvec_t *g, json_t *v)
-{
-    if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 1024;
-        g->v = xrealloc(g->v, g->cap * sizeof *g->v);
-    }
-    g->v[g->n++] = v;
-}
-
-static void jsonvec_free_values(jsonvec_t *g)
-{
-    for (size_t i = 0; i < g->n; i++)
-        json_decref(g->v[i]);
-    g->n = 0;
-}
-
 /* The copies of a batch's records live in a bump arena that is emptied, not freed, when the
- * batch is done: a put costs its caller no malloc and the writer no free (a free of memory
- * another thread allocated is slow in glibc). Only the JSON values are referenced. */
+ * batch is done: a put costs its caller no malloc and the writer no free. A copy holds its
+ * strings and its JSON values as text, dumped by the putting thread (the writer, whose one
+ * thread every durable answer waits for, only binds them); no JSON value is referenced. */
 #define ARENA_CHUNK (64 * 1024)
 #define ARENA_KEEP (4 * 1024 * 1024) /* bytes of chunks an emptied arena keeps for reuse */
 
@@ -141,7 +112,6 @@ struct writer {
     /* Guarded by mu. */
     itemvec_t pending;
     arena_t pending_arena; /* the copies of pending's records */
-    jsonvec_t garbage;     /* values for putting threads to free */
     uint32_t *slots; /* run id -> index + 1 in pending, for coalescing; 0 = empty slot */
     size_t slot_cap; /* a power of two, or 0 */
     size_t slot_used;
@@ -162,11 +132,6 @@ struct writer {
     noticevec_t firing; /* the callbacks notify_settled is calling */
     itemvec_t active;
     arena_t active_arena;
-    jsonvec_t dropped;   /* the batch's values the writer held last, for the garbage */
-    buf_t text;          /* the batch's JSON values as text */
-    store_text_t *texts; /* where each value's text is in TEXT (p holds an offset until it is
-                          * final), STORE_RUN_JSON per run, STORE_STEP_JSON per step */
-    size_t ntexts, texts_cap;
     run_rec_t **runs; /* the puts of one stretch between ops, handed to the backend at once */
     step_rec_t **steps;
     store_text_t *run_json, *step_json; /* their texts, gathered */
@@ -275,17 +240,88 @@ static char *put_str(char **at, const char *s, size_t size, bool share, const ch
     return p;
 }
 
-/* A run's record copied into A: the struct and its strings in one piece (strings equal to the
- * previous copy's are shared), JSON values shared (the caller took their references). SIZES
- * are the strings' str_size. Under mu. */
-static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4])
+/* The putting thread's JSON text of the record it puts, kept from put to put. */
+static __thread buf_t put_text;
+#define PUT_TEXT_KEEP (1024 * 1024) /* bytes of it a thread keeps after a put */
+
+static pthread_key_t put_text_key; /* frees a thread's put_text when it ends */
+static pthread_once_t put_text_once = PTHREAD_ONCE_INIT;
+
+static void put_text_free(void *b)
+{
+    buf_deinit(b);
+}
+
+static void put_text_key_make(void)
+{
+    pthread_key_create(&put_text_key, put_text_free);
+}
+
+/* Dump the N values V (NULL: absent) one after the other into put_text; LENS[i] is each
+ * one's length, 0 for an absent value (a present one is never empty). */
+static void dump_values(json_t *const *v, int n, size_t lens[])
+{
+    if (!put_text.data) { /* this thread's first put, or its first since a trim */
+        pthread_once(&put_text_once, put_text_key_make);
+        pthread_setspecific(put_text_key, &put_text);
+    }
+    buf_reset(&put_text);
+    for (int i = 0; i < n; i++) {
+        size_t off = put_text.len;
+        if (v[i])
+            jsonx_dump_buf(&put_text, v[i]);
+        lens[i] = put_text.len - off;
+    }
+}
+
+static size_t sum(const size_t *v, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += v[i];
+    return total;
+}
+
+/* Fill the N texts JSON with put_text's values (lengths LENS), copied to *AT, advancing it. */
+static void put_texts(char **at, store_text_t *json, int n, const size_t lens[])
+{
+    const char *from = put_text.data;
+    for (int i = 0; i < n; i++) {
+        json[i].p = NULL;
+        json[i].n = lens[i];
+        if (lens[i] == 0)
+            continue;
+        json[i].p = *at;
+        memcpy(*at, from, lens[i]);
+        *at += lens[i];
+        from += lens[i];
+    }
+}
+
+/* The texts of a copied run or step: right after its struct. */
+static store_text_t *run_texts(const run_rec_t *c)
+{
+    return (store_text_t *)(uintptr_t)(c + 1);
+}
+
+static store_text_t *step_texts(const step_rec_t *c)
+{
+    return (store_text_t *)(uintptr_t)(c + 1);
+}
+
+/* A run's record copied into A: the struct, its JSON texts (LENS, in put_text) and its
+ * strings in one piece (strings equal to the previous copy's are shared); the copy's JSON
+ * pointers are NULL. SIZES are the strings' str_size. Under mu. */
+static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4],
+                           const size_t lens[STORE_RUN_JSON])
 {
     const run_rec_t *prev = a->last_run;
     const char *const from[4] = {r->integration, r->trigger, r->task, r->idempotency_key};
     const char *const had[4] = {prev ? prev->integration : NULL, prev ? prev->trigger : NULL,
                                 prev ? prev->task : NULL, prev ? prev->idempotency_key : NULL};
     bool share[4];
-    size_t need = sizeof(run_rec_t);
+    size_t need = sizeof(run_rec_t) + STORE_RUN_JSON * sizeof(store_text_t) +
+                  sum(lens, STORE_RUN_JSON);
     for (int i = 0; i < 4; i++) {
         share[i] = prev && same_str(had[i], from[i]);
         if (!share[i])
@@ -293,7 +329,9 @@ static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4]
     }
     run_rec_t *c = arena_alloc(a, need);
     *c = *r;
-    char *at = (char *)(c + 1);
+    c->trigger_info = c->input = c->output = c->error = NULL;
+    char *at = (char *)(run_texts(c) + STORE_RUN_JSON);
+    put_texts(&at, run_texts(c), STORE_RUN_JSON, lens);
     c->integration = put_str(&at, r->integration, sizes[0], share[0], had[0]);
     c->trigger = put_str(&at, r->trigger, sizes[1], share[1], had[1]);
     c->task = put_str(&at, r->task, sizes[2], share[2], had[2]);
@@ -302,14 +340,16 @@ static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4]
     return c;
 }
 
-static step_rec_t *copy_step(arena_t *a, const step_rec_t *s, const size_t sizes[3])
+static step_rec_t *copy_step(arena_t *a, const step_rec_t *s, const size_t sizes[3],
+                             const size_t lens[STORE_STEP_JSON])
 {
     const step_rec_t *prev = a->last_step;
     const char *const from[3] = {s->task_id, s->type, s->status};
     const char *const had[3] = {prev ? prev->task_id : NULL, prev ? prev->type : NULL,
                                 prev ? prev->status : NULL};
     bool share[3];
-    size_t need = sizeof(step_rec_t);
+    size_t need = sizeof(step_rec_t) + STORE_STEP_JSON * sizeof(store_text_t) +
+                  sum(lens, STORE_STEP_JSON);
     for (int i = 0; i < 3; i++) {
         share[i] = prev && same_str(had[i], from[i]);
         if (!share[i])
@@ -317,7 +357,9 @@ static step_rec_t *copy_step(arena_t *a, const step_rec_t *s, const size_t sizes
     }
     step_rec_t *c = arena_alloc(a, need);
     *c = *s;
-    char *at = (char *)(c + 1);
+    c->result = c->error = NULL;
+    char *at = (char *)(step_texts(c) + STORE_STEP_JSON);
+    put_texts(&at, step_texts(c), STORE_STEP_JSON, lens);
     c->task_id = put_str(&at, s->task_id, sizes[0], share[0], had[0]);
     c->type = put_str(&at, s->type, sizes[1], share[1], had[1]);
     c->status = put_str(&at, s->status, sizes[2], share[2], had[2]);
@@ -325,25 +367,11 @@ static step_rec_t *copy_step(arena_t *a, const step_rec_t *s, const size_t sizes
     return c;
 }
 
-static json_t *ref(json_t *v)
+/* After a put: a thread that once put a huge record does not keep its text. */
+static void put_text_trim(void)
 {
-    return v ? json_incref(v) : NULL;
-}
-
-/* The JSON references a copied run holds. */
-typedef struct run_refs {
-    json_t *v[4];
-} run_refs_t;
-
-static run_refs_t run_refs(const run_rec_t *r)
-{
-    return (run_refs_t){{r->trigger_info, r->input, r->output, r->error}};
-}
-
-static void drop_refs(run_refs_t refs)
-{
-    for (int i = 0; i < 4; i++)
-        json_decref(refs.v[i]);
+    if (put_text.cap > PUT_TEXT_KEEP)
+        buf_deinit(&put_text);
 }
 
 /* ---- coalescing: the latest pending put of each run id --------------------------------------- */
@@ -383,9 +411,8 @@ static void map_grow(writer_t *w)
 }
 
 /* Put R into pending, replacing an earlier pending put of the same run (since the last op)
- * in place; returns the record it replaced (its copy stays in the arena until the batch is
- * done, but only its JSON references still matter), or NULL. */
-static run_rec_t *pending_put_run(writer_t *w, run_rec_t *r)
+ * in place (the earlier copy stays in the arena until the batch is done). */
+static void pending_put_run(writer_t *w, run_rec_t *r)
 {
     if ((w->slot_used + 1) * 2 > w->slot_cap)
         map_grow(w);
@@ -394,16 +421,14 @@ static run_rec_t *pending_put_run(writer_t *w, run_rec_t *r)
     while (w->slots[h]) {
         item_t *it = &w->pending.v[w->slots[h] - 1];
         if (strcmp(it->u.run->id, r->id) == 0) {
-            run_rec_t *old = it->u.run;
             it->u.run = r;
-            return old;
+            return;
         }
         h = (h + 1) & mask;
     }
     vec_push(&w->pending, (item_t){.kind = ITEM_RUN, .u.run = r});
     w->slots[h] = (uint32_t)w->pending.n;
     w->slot_used++;
-    return NULL;
 }
 
 /* ---- enqueueing (any thread, under mu) ------------------------------------------------------- */
@@ -434,69 +459,41 @@ static void after_enqueue(writer_t *w, bool urgent)
     }
 }
 
-/* Take up to GARBAGE_TAKE values of W's garbage into OUT; under mu. Returns how many. */
-static size_t take_garbage(writer_t *w, json_t *out[GARBAGE_TAKE])
-{
-    size_t k = w->garbage.n < GARBAGE_TAKE ? w->garbage.n : GARBAGE_TAKE;
-    if (k == 0)
-        return 0;
-    w->garbage.n -= k;
-    memcpy(out, w->garbage.v + w->garbage.n, k * sizeof *out);
-    return k;
-}
-
-static void free_taken(json_t *const *v, size_t k)
-{
-    for (size_t i = 0; i < k; i++)
-        json_decref(v[i]);
-}
-
 /* Enqueue a copy of R for the next batch; a later put of the same run in the same batch
- * replaces it (coalescing). Returns the put's ticket without waiting. Any thread (which also
- * frees a few of the values the writer is done with). */
+ * replaces it (coalescing). Returns the put's ticket without waiting. Any thread; R's JSON
+ * values are dumped on it, outside the lock. */
 uint64_t writer_put_run(writer_t *w, const run_rec_t *r)
 {
-    json_t *taken[GARBAGE_TAKE];
     size_t sizes[4] = {str_size(r->integration), str_size(r->trigger), str_size(r->task),
                        str_size(r->idempotency_key)};
-    run_refs_t refs = run_refs(r);
-    for (int i = 0; i < 4; i++)
-        ref(refs.v[i]);
-    bool replaced = false;
+    size_t lens[STORE_RUN_JSON];
+    json_t *const values[STORE_RUN_JSON] = {r->trigger_info, r->input, r->output, r->error};
+    dump_values(values, STORE_RUN_JSON, lens);
     pthread_mutex_lock(&w->mu);
     wait_for_space(w);
     uint64_t ticket = ++w->issued;
-    run_rec_t *old = pending_put_run(w, copy_run(&w->pending_arena, r, sizes));
-    if (old) {
-        /* The replaced copy's references are dropped here, outside the lock. */
-        refs = run_refs(old);
-        replaced = true;
-    }
+    pending_put_run(w, copy_run(&w->pending_arena, r, sizes, lens));
     after_enqueue(w, false);
-    size_t k = take_garbage(w, taken);
     pthread_mutex_unlock(&w->mu);
-    if (replaced)
-        drop_refs(refs);
-    free_taken(taken, k);
+    put_text_trim();
     return ticket;
 }
 
 /* Enqueue a copy of S for the next batch. Returns the put's ticket. Any thread. */
 uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
 {
-    json_t *taken[GARBAGE_TAKE];
     size_t sizes[3] = {str_size(s->task_id), str_size(s->type), str_size(s->status)};
-    ref(s->result);
-    ref(s->error);
+    size_t lens[STORE_STEP_JSON];
+    json_t *const values[STORE_STEP_JSON] = {s->result, s->error};
+    dump_values(values, STORE_STEP_JSON, lens);
     pthread_mutex_lock(&w->mu);
     wait_for_space(w);
     uint64_t ticket = ++w->issued;
-    step_rec_t *copy = copy_step(&w->pending_arena, s, sizes);
+    step_rec_t *copy = copy_step(&w->pending_arena, s, sizes, lens);
     vec_push(&w->pending, (item_t){.kind = ITEM_STEP, .u.step = copy});
     after_enqueue(w, false);
-    size_t k = take_garbage(w, taken);
     pthread_mutex_unlock(&w->mu);
-    free_taken(taken, k);
+    put_text_trim();
     return ticket;
 }
 
@@ -694,80 +691,6 @@ static int apply_op(writer_t *w, request_t *req, err_t *err)
     return 0;
 }
 
-/* Dump V into W's text as the next text slot and drop V (the record's reference). */
-static void dump_value(writer_t *w, json_t *v)
-{
-    if (w->ntexts == w->texts_cap) {
-        w->texts_cap = w->texts_cap ? w->texts_cap * 2 : 1024;
-        w->texts = xrealloc(w->texts, w->texts_cap * sizeof *w->texts);
-    }
-    store_text_t *t = &w->texts[w->ntexts++];
-    if (!v) {
-        t->p = NULL;
-        t->n = 0;
-        return;
-    }
-    size_t off = w->text.len;
-    jsonx_dump_buf(&w->text, v);
-    t->p = (const char *)(uintptr_t)(off + 1); /* made a pointer once TEXT stops moving */
-    t->n = w->text.len - off;
-    if (__atomic_load_n(&v->refcount, __ATOMIC_RELAXED) == 1)
-        jsonvec_push(&w->dropped, v); /* ours is the last reference: freeing it is work */
-    else
-        json_decref(v);
-}
-
-/* Turn every JSON value of the active batch into text, dropping the record's references as
- * it goes: each value is read once, and the ones the writer held last are handed over to be
- * freed before the batch is even written (a batch that is tried again needs only the text). */
-static void dump_batch(writer_t *w)
-{
-    buf_reset(&w->text);
-    w->ntexts = 0;
-    for (size_t i = 0; i < w->active.n; i++) {
-        item_t *it = &w->active.v[i];
-        it->json = (uint32_t)w->ntexts;
-        if (it->kind == ITEM_RUN) {
-            run_rec_t *r = it->u.run;
-            dump_value(w, r->trigger_info);
-            dump_value(w, r->input);
-            dump_value(w, r->output);
-            dump_value(w, r->error);
-            r->trigger_info = r->input = r->output = r->error = NULL;
-        } else if (it->kind == ITEM_STEP) {
-            step_rec_t *st = it->u.step;
-            dump_value(w, st->result);
-            dump_value(w, st->error);
-            st->result = st->error = NULL;
-        }
-    }
-    for (size_t i = 0; i < w->ntexts; i++) {
-        store_text_t *t = &w->texts[i];
-        if (t->p)
-            t->p = w->text.data + ((uintptr_t)t->p - 1);
-    }
-}
-
-/* Put the values the batch held last into the garbage for putting threads to free, now that
- * only their text is needed; when too much is waiting already, free them here. */
-static void hand_over_dropped(writer_t *w)
-{
-    pthread_mutex_lock(&w->mu);
-    bool keep = w->garbage.n + w->dropped.n > GARBAGE_MAX;
-    if (!keep && w->garbage.n == 0) {
-        jsonvec_t g = w->garbage;
-        w->garbage = w->dropped;
-        w->dropped = g;
-    } else if (!keep) {
-        for (size_t i = 0; i < w->dropped.n; i++)
-            jsonvec_push(&w->garbage, w->dropped.v[i]);
-        w->dropped.n = 0;
-    }
-    pthread_mutex_unlock(&w->mu);
-    if (keep)
-        jsonvec_free_values(&w->dropped);
-}
-
 /* Write the puts of active items [FROM, TO) (no op among them): all runs, then all steps,
  * each kind in order. Runs and steps never touch each other's rows, and a run's puts before
  * an op are never folded into its puts after it, so only the order within a kind matters. */
@@ -783,7 +706,7 @@ static int apply_puts(writer_t *w, size_t from, size_t to, err_t *err)
                 w->run_json =
                     xrealloc(w->run_json, w->runs_cap * STORE_RUN_JSON * sizeof *w->run_json);
             }
-            memcpy(&w->run_json[nr * STORE_RUN_JSON], &w->texts[it->json],
+            memcpy(&w->run_json[nr * STORE_RUN_JSON], run_texts(it->u.run),
                    STORE_RUN_JSON * sizeof *w->run_json);
             w->runs[nr++] = it->u.run;
         } else {
@@ -793,7 +716,7 @@ static int apply_puts(writer_t *w, size_t from, size_t to, err_t *err)
                 w->step_json =
                     xrealloc(w->step_json, w->steps_cap * STORE_STEP_JSON * sizeof *w->step_json);
             }
-            memcpy(&w->step_json[ns * STORE_STEP_JSON], &w->texts[it->json],
+            memcpy(&w->step_json[ns * STORE_STEP_JSON], step_texts(it->u.step),
                    STORE_STEP_JSON * sizeof *w->step_json);
             w->steps[ns++] = it->u.step;
         }
@@ -867,24 +790,6 @@ static void finish_batch(writer_t *w, int rc, const err_t *err)
  * pending item is window_us old. Under mu; returns false when stopped with nothing left. */
 static bool wait_for_batch(writer_t *w)
 {
-    while (w->pending.n == 0 && w->garbage.n > 0 && !w->stopping) {
-        /* Garbage that no put took: once nothing has been put for GARBAGE_IDLE_MS the
-         * writer frees it itself, outside the lock (putting threads meanwhile find the
-         * garbage empty: only the writer adds to it). */
-        int64_t until = mono_us() + GARBAGE_IDLE_MS * 1000;
-        struct timespec ts = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
-        w->idle = true;
-        int e = pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
-        w->idle = false;
-        if (e != ETIMEDOUT || w->pending.n > 0)
-            continue;
-        jsonvec_t g = w->garbage;
-        w->garbage = (jsonvec_t){0};
-        pthread_mutex_unlock(&w->mu);
-        jsonvec_free_values(&g);
-        pthread_mutex_lock(&w->mu);
-        w->garbage = g; /* still empty: the storage is reused */
-    }
     while (w->pending.n == 0 && !w->stopping) {
         w->idle = true;
         pthread_cond_wait(&w->work_cv, &w->mu);
@@ -948,9 +853,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         err_t err = {0};
-        dump_batch(w);
-        if (w->dropped.n > 0)
-            hand_over_dropped(w);
         int rc = apply_batch(w, &err);
         finish_batch(w, rc, &err);
         if (rc == 0)
@@ -1019,14 +921,8 @@ void writer_stop(writer_t *w)
     pthread_join(w->thread, NULL);
     free(w->pending.v);
     free(w->active.v);
-    jsonvec_free_values(&w->garbage);
-    jsonvec_free_values(&w->dropped);
-    free(w->garbage.v);
-    free(w->dropped.v);
     arena_free(&w->pending_arena);
     arena_free(&w->active_arena);
-    buf_deinit(&w->text);
-    free(w->texts);
     free(w->runs);
     free(w->steps);
     free(w->run_json);
