@@ -1,15 +1,18 @@
 /* sqlite_wal_vfs.c - the writer connection's file system: SQLite's own, but a commit reaches
- * the write-ahead log in one write.
+ * the write-ahead log in one write, and a checkpoint's run of pages the database in one.
  *
  * SQLite appends each page of a commit to the WAL as two writes, a 24-byte frame header and
  * the page, then syncs: a commit of eight pages made sixteen pwrite calls, and their kernel
  * work (one buffered write each, per page touched twice) was a third of the writer's time in
- * the commit under HTTP load. This VFS wraps the default one and, for WAL files only, gathers
- * writes that continue one another in a buffer, written out in one call before anything that
- * must see them: a sync, a read, a size question or change, a write elsewhere, a file control,
+ * the commit under HTTP load. A checkpoint then copies pages into the database file one write
+ * each, in page order, most of them new pages at its end. This VFS wraps the default one and,
+ * for the WAL and the main database file, gathers writes that continue one another in a
+ * buffer, written out in one call before anything that must see them: a sync, a read, a size
+ * question or change, a write elsewhere, a file control, a lock or barrier on the shared
+ * WAL index (a checkpoint tells readers that pages are in the database file that way), and
  * closing. Syncing, and so durability, is unchanged: the buffer always reaches the file
- * before the sync that makes a commit durable. Every other file, and every other call, goes
- * straight to the wrapped VFS. */
+ * before the sync that makes a commit or a checkpoint durable. Every other file (journals,
+ * temporary files), and every other call, goes straight to the wrapped VFS. */
 #include "store/sqlite_internal.h"
 
 #include <pthread.h>
@@ -25,19 +28,27 @@
 typedef struct wal_file {
     sqlite3_file base; /* pMethods: wal_methods */
     sqlite3_file *real; /* the wrapped VFS's file, in the same allocation after this struct */
-    bool gather;        /* a WAL file: consecutive writes are gathered */
+    bool gather;        /* the WAL or the main database: consecutive writes are gathered */
     char *buf;          /* GATHER_MAX bytes once used; LEN gathered, for the file from AT on */
     size_t len;
     sqlite3_int64 at;
+    int kept_error; /* a failed write no call could report yet, for the next one */
 } wal_file_t;
 
 static sqlite3_vfs *wrapped; /* the default VFS */
 static sqlite3_vfs wal_vfs;
 
 /* Write what is gathered: SQLITE_OK or the wrapped VFS's error (the bytes are then dropped,
- * as SQLite treats any failed WAL write: the transaction is rolled back). */
+ * and SQLite rolls back the transaction or abandons the checkpoint that wrote them). An error
+ * kept from a call that could not return one (wal_shm_barrier) is returned first. */
 static int spill(wal_file_t *f)
 {
+    if (f->kept_error != SQLITE_OK) {
+        int rc = f->kept_error;
+        f->kept_error = SQLITE_OK;
+        f->len = 0;
+        return rc;
+    }
     if (f->len == 0)
         return SQLITE_OK;
     int rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->at);
@@ -160,12 +171,14 @@ static int wal_shm_map(sqlite3_file *file, int page, int size, int extend, void 
 static int wal_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
     wal_file_t *f = (wal_file_t *)file;
-    return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    int rc = spill(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
 static void wal_shm_barrier(sqlite3_file *file)
 {
     wal_file_t *f = (wal_file_t *)file;
+    f->kept_error = spill(f); /* reported by the next call: the checkpoint's sync */
     f->real->pMethods->xShmBarrier(f->real);
 }
 
@@ -225,7 +238,7 @@ static int wal_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int 
             f->real->pMethods->xClose(f->real);
         return rc;
     }
-    f->gather = (flags & SQLITE_OPEN_WAL) != 0;
+    f->gather = (flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) != 0;
     f->base.pMethods = &wal_methods;
     return SQLITE_OK;
 }
