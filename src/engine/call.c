@@ -334,8 +334,8 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     return 0;
 }
 
-/* Run a claimed async run REC (taken) to its end on this thread. */
-void engine_run_claimed(engine_t *eng, run_rec_t *rec)
+/* See engine_internal.h. */
+void engine_run_claimed(engine_t *eng, run_rec_t *rec, bool held)
 {
     const definition_t *def;
     bool archived;
@@ -350,12 +350,14 @@ void engine_run_claimed(engine_t *eng, run_rec_t *rec)
         json_object_set_new(rec->error, "run_id", json_string(rec->id));
         rec->finished_at = clock_now_ms();
         store_run_put(eng->store, rec);
+        if (held)
+            concurrency_leave(eng, rec->integration);
         run_rec_free(rec);
         err_clear(&err);
         return;
     }
-    bool counted = def->max_concurrency > 0;
-    if (counted) /* the claim already left out integrations at their limit */
+    bool counted = held || def->max_concurrency > 0;
+    if (counted && !held) /* the claim already left out integrations at their limit */
         concurrency_enter(eng, def->name, 0);
     int64_t deadline = clock_mono_ms() + def->timeout_ms;
     if (rec->deadline_at) {

@@ -270,8 +270,10 @@ json_t *call_result_async_json(const call_result_t *res);
 int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool defer_durable,
                 err_t *err);
 
-/* Run a claimed async run REC (taken) to its end on this thread. */
-void engine_run_claimed(engine_t *eng, run_rec_t *rec);
+/* Run a claimed async run REC (taken) to its end on this thread. HELD: the caller already
+ * counted REC in its integration's running count (concurrency_enter: a scheduler's ready run
+ * of a limited integration); the count is dropped when the run ends, either way. */
+void engine_run_claimed(engine_t *eng, run_rec_t *rec, bool held);
 
 /* ---- task types ---------------------------------------------------------------------------- */
 

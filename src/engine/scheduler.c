@@ -13,7 +13,9 @@
  * queue.
  * Two things must not wait behind the ready list, and do not:
  *  - max_concurrency: the scheduler holds (ready or executing) at most max_concurrency runs of
- *    a limited integration and gives any surplus of a claim back to the queue at once;
+ *    a limited integration and gives any surplus of a claim back to the queue at once; a
+ *    ready run counts as running for the limit from its claim on (it is running in the
+ *    store), so an execution arriving meanwhile is refused as it would be a moment later;
  *  - an await of a ready run: when every worker is busy and the list has not moved for
  *    STALL_MS (workers waiting for runs behind them), its runs go back to the queue, where an
  *    await claims them itself.
@@ -110,6 +112,8 @@ static void release_ready(scheduler_t *s)
 {
     for (int i = 0; i < s->n_ready; i++) {
         ready_t *r = &s->ready[s->first + i];
+        if (r->h)
+            concurrency_leave(s->eng, r->h->name);
         unhold(s, r->h);
         release_run(s->eng, r->rec);
         root_release(s->eng, r->root);
@@ -132,7 +136,7 @@ static void *worker_main(void *arg)
             if (s->n_ready < low_mark(s) && !s->woken)
                 wake_scheduler(s);
             pthread_mutex_unlock(&s->mu);
-            engine_run_claimed(s->eng, r.rec);
+            engine_run_claimed(s->eng, r.rec, r.h != NULL);
             root_release(s->eng, r.root);
             pthread_mutex_lock(&s->mu);
             s->active--;
@@ -239,6 +243,7 @@ static int take_claimed(scheduler_t *s, run_rec_t **runs, const int *limits, roo
                 continue;
             }
             h->held++;
+            concurrency_enter(s->eng, h->name, 0); /* the engine's count: see the top */
         }
         s->ready[s->first + s->n_ready++] = (ready_t){runs[i], h, roots[i]};
         kept++;

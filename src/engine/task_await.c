@@ -77,7 +77,7 @@ static void refresh(run_ctx_t *ctx, awaited_t *a)
         return;
     run_rec_t *claimed = NULL;
     if (scheduler_claim_one(eng, a->id, &claimed) == 0) {
-        engine_run_claimed(eng, claimed);
+        engine_run_claimed(eng, claimed, false);
         store_flush(eng->store, NULL);
     }
 }
