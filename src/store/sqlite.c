@@ -347,7 +347,7 @@ static int conn_open(store_backend_t *be, bool readonly, sq_conn_t **out, err_t 
     int flags = SQLITE_OPEN_NOMUTEX |
                 (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = 0;
-    if (sqlite3_open_v2(be->path, &c->db, flags, readonly ? NULL : sq_wal_vfs()) != SQLITE_OK) {
+    if (sqlite3_open_v2(be->path, &c->db, flags, readonly ? NULL : sq_gather_vfs()) != SQLITE_OK) {
         rc = err_set(err, BR_ESTORE, "cannot open the database %s: %s", be->path,
                      c->db ? sqlite3_errmsg(c->db) : "out of memory");
         goto out;

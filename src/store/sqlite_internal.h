@@ -79,10 +79,10 @@ int sq_fail(sqlite3 *db, err_t *err, const char *what);
 /* The cached statement for SQL (a static array) on C, prepared on first use; reset it after
  * use. 0 or BR_ESTORE. */
 int sq_prepare(sq_conn_t *c, const char *sql, sqlite3_stmt **out, err_t *err);
-/* The name of the VFS the writing connection opens the database with (sqlite_wal_vfs.c: a
- * commit reaches the WAL in one write), or NULL for SQLite's default when it cannot be set up.
- * Any thread. */
-const char *sq_wal_vfs(void);
+/* The name of the VFS the writing connection opens the database with (sqlite_gather_vfs.c: a
+ * commit reaches the WAL in one write, a checkpoint's run of pages the database in one), or
+ * NULL for SQLite's default when it cannot be set up. Any thread. */
+const char *sq_gather_vfs(void);
 /* Borrow a read connection (waits while all SQ_READERS are busy) and give it back. */
 int sq_reader_get(store_backend_t *be, sq_conn_t **out, err_t *err);
 void sq_reader_put(store_backend_t *be, sq_conn_t *c);

@@ -13,7 +13,6 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
