@@ -885,9 +885,7 @@ static void test_store_steps_latest_attempt(void **state)
     run_rec_free(r);
 }
 
-/* Many puts in one batch: the writer hands them to the backend together, which writes them
- * in statements of 64, 32, ... rows; every record must land whole whatever its place. */
-/* The writer's WAL writes are gathered (sqlite_wal_vfs.c) but reach the file before the sync
+/* The writer's WAL writes are gathered (sqlite_gather_vfs.c) but reach the file before the sync
  * that commits them: a process that ends right after its commits, without closing the store,
  * leaves every committed run readable; batches far larger than one gathered write too. */
 static void test_store_wal_commits_survive_exit(void **state)
@@ -982,6 +980,8 @@ static void test_store_wal_checkpointed(void **state)
     }
 }
 
+/* Many puts in one batch: the writer hands them to the backend together, which writes them
+ * in statements of 64, 32, ... rows; every record must land whole whatever its place. */
 static void test_store_put_batches(void **state)
 {
     fx_t *f = *state;
