@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void reserve(buf_t *b, size_t extra)
+void buf_reserve(buf_t *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
@@ -22,7 +22,7 @@ static void reserve(buf_t *b, size_t extra)
 
 void buf_append(buf_t *b, const void *data, size_t n)
 {
-    reserve(b, n);
+    buf_reserve(b, n);
     memcpy(b->data + b->len, data, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -35,7 +35,7 @@ void buf_puts(buf_t *b, const char *s)
 
 void buf_putc(buf_t *b, char c)
 {
-    reserve(b, 1);
+    buf_reserve(b, 1);
     b->data[b->len++] = c;
     b->data[b->len] = '\0';
 }
@@ -48,7 +48,7 @@ void buf_printf(buf_t *b, const char *fmt, ...)
     va_end(ap);
     if (n <= 0)
         return;
-    reserve(b, (size_t)n);
+    buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

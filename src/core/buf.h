@@ -12,6 +12,8 @@ typedef struct buf {
 
 #define BUF_INIT {NULL, 0, 0}
 
+/* Make room for EXTRA more bytes, so that appends up to that many do not reallocate. */
+void buf_reserve(buf_t *b, size_t extra);
 void buf_append(buf_t *b, const void *data, size_t n);
 void buf_puts(buf_t *b, const char *s);
 void buf_putc(buf_t *b, char c);

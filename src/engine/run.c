@@ -263,7 +263,10 @@ static void put_step(run_ctx_t *ctx, const task_t *t, int seq, const outcome_t *
         kept = s.result;
         s.error = clean_error = o->error ? scrub_json(ctx->scrub, o->error) : NULL;
     }
-    store_step_put(ctx->eng->store, &s);
+    if (ctx->step_rows)
+        store_step_put(ctx->eng->store, &s);
+    else
+        store_run_hold_step(ctx->rec, &s);
     json_decref(kept);
     json_decref(clean_error);
 }
@@ -324,6 +327,33 @@ static void announce(run_ctx_t *ctx)
     store_run_put(ctx->eng->store, ctx->rec);
 }
 
+/* A run's steps are held in its own record while it is young (store_run_hold_step): a run
+ * that ends within STEPS_HOLD_MS writes one row for itself and all its steps, where each step
+ * used to cost a row (and its b-tree insert) of its own. Before a task starts, a run older
+ * than that, or holding STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them, or about to wait on
+ * the network or on other runs (http, connector, await), writes what it holds with its record
+ * and from then on writes each step as it ends. So a step is in history within about
+ * STEPS_HOLD_MS of its end, or by the time its run waits; a step held when the process dies
+ * goes with its attempt, which is started again from the beginning or failed (SPEC §8). */
+#define STEPS_HOLD_MS 100
+#define STEPS_HOLD_MAX 64
+#define STEPS_HOLD_BYTES (256 * 1024)
+
+/* Whether the run must stop holding its steps before NEXT starts at NOW (monotonic ms). */
+static bool stop_holding(const run_ctx_t *ctx, const task_t *next, int64_t now)
+{
+    return next->type == TASK_HTTP || next->type == TASK_CONNECTOR || next->type == TASK_AWAIT ||
+           now - ctx->began >= STEPS_HOLD_MS || ctx->step_seq >= STEPS_HOLD_MAX ||
+           ctx->rec->steps.len >= STEPS_HOLD_BYTES;
+}
+
+static void write_held_steps(run_ctx_t *ctx)
+{
+    ctx->step_rows = true;
+    if (ctx->rec->steps.len > 0)
+        announce(ctx); /* the record carries the steps held so far */
+}
+
 static void interpret(run_ctx_t *ctx, run_result_t *res)
 {
     const definition_t *def = ctx->def;
@@ -352,11 +382,14 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
         }
         const task_t *t = &def->tasks[pc];
         last_task = t->id;
+        int64_t t0 = clock_mono_ms();
+        if (!ctx->step_rows && stop_holding(ctx, t, t0))
+            write_held_steps(ctx);
         if (!ctx->announced && t->type != TASK_SET && t->type != TASK_SWITCH &&
             t->type != TASK_FAIL)
             announce(ctx);
         int seq = ctx->step_seq++;
-        int64_t started_at = clock_now_ms(), t0 = clock_mono_ms();
+        int64_t started_at = clock_now_ms();
         outcome_t o;
         int attempts;
         exec_task(ctx, t, seq, &o, &attempts);
@@ -454,6 +487,7 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
         .deadline = deadline,
         .root = root,
         .parent = parent,
+        .began = clock_mono_ms(),
     };
     /* A sync child needs no entry in the live table: it is reachable only through its caller,
      * which cancels it through the parent chain, and nobody can await it before it ends. */

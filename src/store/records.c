@@ -10,6 +10,7 @@
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,9 @@ run_rec_t *run_rec_copy(const run_rec_t *r)
     c->input = ref_or_null(r->input);
     c->output = ref_or_null(r->output);
     c->error = ref_or_null(r->error);
+    c->steps = (buf_t)BUF_INIT;
+    if (r->steps.len)
+        buf_append(&c->steps, r->steps.data, r->steps.len);
     return c;
 }
 
@@ -93,6 +97,7 @@ void run_rec_free(run_rec_t *r)
     json_decref(r->input);
     json_decref(r->output);
     json_decref(r->error);
+    buf_deinit(&r->steps);
     free(r);
 }
 
@@ -130,6 +135,109 @@ void step_rec_free(step_rec_t *s)
     json_decref(s->result);
     json_decref(s->error);
     free(s);
+}
+
+/* ---- steps held in their run's row ------------------------------------------------------------
+ */
+
+/* KEY (a string literal: its length is known) then V. */
+#define PUT_INT_MEMBER(b, key, v) put_int_member(b, key, sizeof key - 1, v)
+#define PUT_STR_MEMBER(b, key, v) put_str_member(b, key, sizeof key - 1, v)
+
+static void put_int_member(buf_t *b, const char *key, size_t key_len, long long v)
+{
+    char num[24];
+    buf_append(b, key, key_len);
+    buf_append(b, num, jsonx_format_int(v, num));
+}
+
+static void put_str_member(buf_t *b, const char *key, size_t key_len, const char *v)
+{
+    buf_append(b, key, key_len);
+    if (v)
+        jsonx_put_string(b, v, strlen(v));
+    else
+        buf_append(b, "null", 4);
+}
+
+/* R->steps is a JSON array of objects named like the steps table's columns (result and error
+ * left out when absent), appended to in place: its closing bracket goes and comes back. */
+void store_run_hold_step(run_rec_t *r, const step_rec_t *s)
+{
+    buf_t *b = &r->steps;
+    if (b->len)
+        b->len--;
+    else
+        buf_reserve(b, 240); /* most runs hold one or two small steps: one allocation */
+    buf_putc(b, b->len ? ',' : '[');
+    PUT_INT_MEMBER(b, "{\"attempt\":", s->attempt);
+    PUT_INT_MEMBER(b, ",\"seq\":", s->seq);
+    PUT_STR_MEMBER(b, ",\"task_id\":", s->task_id);
+    PUT_STR_MEMBER(b, ",\"type\":", s->type);
+    PUT_STR_MEMBER(b, ",\"status\":", s->status);
+    PUT_INT_MEMBER(b, ",\"task_attempt\":", s->task_attempt);
+    PUT_INT_MEMBER(b, ",\"started_at\":", s->started_at);
+    PUT_INT_MEMBER(b, ",\"duration_ms\":", s->duration_ms);
+    if (s->result) {
+        buf_append(b, ",\"result\":", 10);
+        jsonx_dump_buf(b, s->result);
+    }
+    if (s->error) {
+        buf_append(b, ",\"error\":", 9);
+        jsonx_dump_buf(b, s->error);
+    }
+    buf_append(b, "}]", 2);
+}
+
+static char *member_str(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? xstrdup(v) : NULL;
+}
+
+static json_t *member_value(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return v ? json_incref(v) : NULL;
+}
+
+/* See store_internal.h. */
+int store_held_steps_parse(const char *run_id, const char *text, size_t len, int attempt,
+                           step_rec_t ***v, int *n, int *cap, err_t *err)
+{
+    json_error_t je;
+    json_t *a = json_loadb(text, len, JSON_ALLOW_NUL, &je);
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return err_set(err, BR_ESTORE, "the steps kept in run %s's record are damaged: %s", run_id,
+                       a ? "not an array" : je.text);
+    }
+    size_t i;
+    json_t *o;
+    json_array_foreach(a, i, o)
+    {
+        if (json_integer_value(json_object_get(o, "attempt")) != attempt)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *v = xrealloc(*v, (size_t)*cap * sizeof **v);
+        }
+        step_rec_t *s = XNEW(step_rec_t);
+        snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
+        s->attempt = attempt;
+        s->seq = (int)json_integer_value(json_object_get(o, "seq"));
+        s->task_id = member_str(o, "task_id");
+        s->type = member_str(o, "type");
+        s->status = member_str(o, "status");
+        s->task_attempt = (int)json_integer_value(json_object_get(o, "task_attempt"));
+        s->started_at = json_integer_value(json_object_get(o, "started_at"));
+        s->duration_ms = json_integer_value(json_object_get(o, "duration_ms"));
+        s->result = member_value(o, "result");
+        s->error = member_value(o, "error");
+        (*v)[(*n)++] = s;
+    }
+    json_decref(a);
+    return 0;
 }
 
 /* Free V. NULL-safe. */

@@ -38,6 +38,7 @@ typedef struct migration {
 } migration_t;
 
 static int relax_not_null(sqlite3 *db, err_t *err);
+static int add_held_steps(sqlite3 *db, err_t *err);
 
 /* Migration N brings user_version N to N + 1; append, never edit a released one. */
 static const migration_t migrations[] = {
@@ -152,6 +153,8 @@ static const migration_t migrations[] = {
     /* 4 -> 5: purge walks runs by id (UUIDv7: creation time first), so the finished_at index,
      * which every finished run paid for on insert, goes. */
     {"DROP INDEX IF EXISTS runs_finished;", NULL},
+    /* 5 -> 6: runs.steps (see add_held_steps). */
+    {NULL, add_held_steps},
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -422,6 +425,25 @@ void sq_reader_put(store_backend_t *be, sq_conn_t *c)
     pthread_mutex_unlock(&be->pool_mu);
 }
 
+/* 5 -> 6. A run's steps may be kept in its own row (store_run_hold_step): runs.steps, a JSON
+ * array of the attempt's steps, so that a run that ends soon after its steps writes one row.
+ * Added only when missing, so that running it twice (a user_version set back) changes
+ * nothing, as the migrations written in SQL promise with IF NOT EXISTS. */
+static int add_held_steps(sqlite3 *db, err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('runs') WHERE name='steps'", -1,
+                           &st, NULL) != SQLITE_OK)
+        return sq_fail(db, err, "cannot read the schema");
+    int s = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (s == SQLITE_ROW)
+        return 0;
+    if (s != SQLITE_DONE)
+        return sq_fail(db, err, "cannot read the schema");
+    return exec_sql(db, "ALTER TABLE runs ADD COLUMN steps TEXT", err, "cannot update the schema");
+}
+
 /* 1 -> 2. Every put writes every column of runs and steps, so their NOT NULL constraints
  * guarded nothing, but they cost on every batch: a NOT NULL check may abort a statement half
  * way, and a multi-row put that may abort needs a statement journal, a copy of each page
@@ -631,13 +653,13 @@ static int put_stmt(store_backend_t *be, bool runs, int k, sq_put_t **out, err_t
  * created_at, idempotency_key) are fixed when the engine first builds the record (call.c),
  * so listing them made every second put of a run rewrite runs_integration, runs_root and
  * runs_parent for nothing (bench/writer_analysis.md). */
-#define RUN_PUT_COLS 24
-static const char SQL_RUN_PUT_HEAD[] = "INSERT INTO runs(" SQ_RUN_COLS ") VALUES ";
+#define RUN_PUT_COLS 25
+static const char SQL_RUN_PUT_HEAD[] = "INSERT INTO runs(" SQ_RUN_COLS ", steps) VALUES ";
 static const char SQL_RUN_PUT_TAIL[] =
     " ON CONFLICT(id) DO UPDATE SET status=excluded.status, output=excluded.output,"
     " error=excluded.error, scheduled_at=excluded.scheduled_at,"
     " started_at=excluded.started_at, finished_at=excluded.finished_at,"
-    " deadline_at=excluded.deadline_at, attempt=excluded.attempt"
+    " deadline_at=excluded.deadline_at, attempt=excluded.attempt, steps=excluded.steps"
     " WHERE excluded.attempt >= runs.attempt";
 
 #define STEP_PUT_COLS 11
@@ -704,8 +726,8 @@ static int put_log(const store_backend_t *be, size_t n)
     return k;
 }
 
-/* Bind run R as the row whose first parameter is B + 1, its JSON values J. */
-static void bind_run(sq_put_t *p, int b, const run_rec_t *r, const store_text_t j[4])
+/* Bind run R as the row whose first parameter is B + 1, its texts J (STORE_RUN_TEXTS). */
+static void bind_run(sq_put_t *p, int b, const run_rec_t *r, const store_text_t j[STORE_RUN_TEXTS])
 {
     put_text(p, b + 1, r->id);
     put_text(p, b + 2, r->integration ? r->integration : "");
@@ -731,6 +753,7 @@ static void bind_run(sq_put_t *p, int b, const run_rec_t *r, const store_text_t 
     put_int(p, b + 22, r->deadline_at);
     put_int(p, b + 23, r->attempt);
     put_text(p, b + 24, r->idempotency_key);
+    put_json(p, b + 25, &j[4]);
 }
 
 static int w_run_put(store_backend_t *be, run_rec_t *const *runs, const store_text_t *json,
@@ -744,11 +767,11 @@ static int w_run_put(store_backend_t *be, run_rec_t *const *runs, const store_te
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < rows; i++)
-            bind_run(p, (int)i * RUN_PUT_COLS, runs[i], json + i * STORE_RUN_JSON);
+            bind_run(p, (int)i * RUN_PUT_COLS, runs[i], json + i * STORE_RUN_TEXTS);
         if ((rc = sq_step_done(be->w->db, p->st, err, "cannot write a run")) < 0)
             return rc;
         runs += rows;
-        json += rows * STORE_RUN_JSON;
+        json += rows * STORE_RUN_TEXTS;
         n -= rows;
     }
     return 0;

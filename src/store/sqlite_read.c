@@ -204,35 +204,70 @@ static int row_step(sqlite3_stmt *st, step_rec_t **out, err_t *err)
     return 0;
 }
 
-/* Steps of RUN_ID's latest attempt by seq: *OUT an owned array of *N owned steps. */
+/* The steps a run keeps in its own row (store_run_hold_step), with the attempt they are of. */
+static const char SQL_HELD_STEPS[] = "SELECT attempt, steps FROM runs WHERE id=?1";
+
+static int by_seq(const void *a, const void *b)
+{
+    const step_rec_t *x = *(step_rec_t *const *)a, *y = *(step_rec_t *const *)b;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Append the rows of ST (SQL_STEPS, bound) to *V. */
+static int read_step_rows(sq_conn_t *c, sqlite3_stmt *st, step_rec_t ***v, int *n, int *cap,
+                          err_t *err)
+{
+    int s, rc = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *v = xrealloc(*v, (size_t)*cap * sizeof **v);
+        }
+        if ((rc = row_step(st, &(*v)[*n], err)) < 0)
+            return rc;
+        (*n)++;
+    }
+    return s == SQLITE_DONE ? 0 : sq_fail(c->db, err, "cannot read steps");
+}
+
+/* Steps of RUN_ID's latest attempt by seq, those kept in its row and those written alone: *OUT
+ * an owned array of *N owned steps. */
 int sq_run_steps(store_backend_t *be, const char *run_id, step_rec_t ***out, int *n, err_t *err)
 {
     sq_conn_t *c;
     sqlite3_stmt *st;
-    int rc = sq_begin_read(be, SQL_STEPS, &c, &st, err);
+    int rc = sq_begin_read(be, SQL_HELD_STEPS, &c, &st, err);
     if (rc < 0)
         return rc;
+    /* One snapshot for both reads: a run moves steps from its row to rows of their own. */
+    bool txn = sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
     sq_bind_str(st, 1, run_id);
     step_rec_t **v = NULL;
-    int count = 0, cap = 0, s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = xrealloc(v, (size_t)cap * sizeof *v);
-        }
-        if ((rc = row_step(st, &v[count], err)) < 0)
-            break;
-        count++;
-    }
-    if (rc == 0 && s != SQLITE_DONE)
+    int count = 0, cap = 0, s = sqlite3_step(st);
+    if (s == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL)
+        rc = store_held_steps_parse(run_id, (const char *)sqlite3_column_text(st, 1),
+                                    (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_int(st, 0),
+                                    &v, &count, &cap, err);
+    else if (s != SQLITE_ROW && s != SQLITE_DONE)
         rc = sq_fail(c->db, err, "cannot read steps");
-    sq_end_read(be, c, st);
+    sqlite3_reset(st);
+    if (rc == 0 && (rc = sq_prepare(c, SQL_STEPS, &st, err)) == 0) {
+        sqlite3_clear_bindings(st);
+        sq_bind_str(st, 1, run_id);
+        rc = read_step_rows(c, st, &v, &count, &cap, err);
+        sqlite3_reset(st);
+    }
+    if (txn)
+        sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    sq_reader_put(be, c);
     if (rc < 0) {
         for (int i = 0; i < count; i++)
             step_rec_free(v[i]);
         free(v);
         return rc;
     }
+    if (count > 1)
+        qsort(v, (size_t)count, sizeof *v, by_seq);
     *out = v;
     *n = count;
     return 0;

@@ -12,6 +12,7 @@
 #ifndef BRAID_STORE_H
 #define BRAID_STORE_H
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/uuid.h"
 
@@ -63,6 +64,10 @@ typedef struct run_rec {
     int64_t deadline_at;          /* epoch ms; 0 = none beyond the integration's own timeout */
     int attempt;                  /* 1, 2, ... */
     char *idempotency_key;        /* NULL = none */
+    /* Steps of this attempt kept in the run's own row (store_run_hold_step): the text of a
+     * JSON array, written with every put of the record; empty when none. Records read back
+     * leave it empty (store_run_steps reads the steps). */
+    buf_t steps;
 } run_rec_t;
 
 run_rec_t *run_rec_new(void);
@@ -93,6 +98,11 @@ typedef struct step_rec {
 } step_rec_t;
 
 void step_rec_free(step_rec_t *s);
+/* Keep step S in its run R's own row instead of a row of its own: it is written with R's next
+ * put, so a run that ends soon after its steps writes one row for all of them. S must be of
+ * R's attempt, and not yet written. Readers see held steps and steps written alone the same
+ * (store_run_steps). */
+void store_run_hold_step(run_rec_t *r, const step_rec_t *s);
 /* The step as the API shows it, with CHILD_RUN_IDS (borrowed, may be NULL) added; owned. */
 json_t *step_rec_to_json(const step_rec_t *s, json_t *child_run_ids);
 

@@ -128,7 +128,9 @@ typedef struct store_text {
     size_t n;
 } store_text_t;
 
-#define STORE_RUN_JSON 4  /* trigger_info, input, output, error */
+#define STORE_RUN_JSON 4 /* trigger_info, input, output, error */
+/* A run's texts: its STORE_RUN_JSON values, then its held steps (run_rec_t.steps). */
+#define STORE_RUN_TEXTS (STORE_RUN_JSON + 1)
 #define STORE_STEP_JSON 2 /* result, error */
 
 typedef struct store_backend_ops {
@@ -144,8 +146,8 @@ typedef struct store_backend_ops {
     bool (*in_transaction)(store_backend_t *be);
     /* Upsert N runs / steps, in order (a later one of the same key wins). Many at once: a
      * backend writes them with few statements. The records' JSON values come as text in
-     * JSON (STORE_RUN_JSON per run, STORE_STEP_JSON per step, in the order named there); the
-     * records' own json_t pointers are no longer set. */
+     * JSON (STORE_RUN_TEXTS per run, STORE_STEP_JSON per step, in the order named there); the
+     * records' own json_t pointers and held steps are no longer set. */
     int (*run_put)(store_backend_t *be, run_rec_t *const *runs, const store_text_t *json,
                    size_t n, err_t *err);
     int (*step_put)(store_backend_t *be, step_rec_t *const *steps, const store_text_t *json,
@@ -218,6 +220,11 @@ uint64_t writer_commit_count(const writer_t *w);
 
 /* A copy of S: strings duplicated, JSON values referenced. Returned owned. */
 step_rec_t *step_rec_copy(const step_rec_t *s);
+/* Append to *V (*N used of *CAP) the steps of ATTEMPT among those held in run RUN_ID's row,
+ * TEXT (LEN bytes) as store_run_hold_step wrote it; each owned. 0, or BR_ESTORE when the text
+ * is damaged. */
+int store_held_steps_parse(const char *run_id, const char *text, size_t len, int attempt,
+                           step_rec_t ***v, int *n, int *cap, err_t *err);
 
 /* The error objects the store writes itself. Returned owned. */
 json_t *store_error_json(const char *code, const char *message, bool retryable);

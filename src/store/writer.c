@@ -308,19 +308,19 @@ static store_text_t *step_texts(const step_rec_t *c)
     return (store_text_t *)(uintptr_t)(c + 1);
 }
 
-/* A run's record copied into A: the struct, its JSON texts (LENS, in put_text) and its
- * strings in one piece (strings equal to the previous copy's are shared); the copy's JSON
- * pointers are NULL. SIZES are the strings' str_size. Under mu. */
+/* A run's record copied into A: the struct, its texts (LENS, in put_text) and its strings in
+ * one piece (strings equal to the previous copy's are shared); the copy's JSON pointers are
+ * NULL and its held steps empty. SIZES are the strings' str_size. Under mu. */
 static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4],
-                           const size_t lens[STORE_RUN_JSON])
+                           const size_t lens[STORE_RUN_TEXTS])
 {
     const run_rec_t *prev = a->last_run;
     const char *const from[4] = {r->integration, r->trigger, r->task, r->idempotency_key};
     const char *const had[4] = {prev ? prev->integration : NULL, prev ? prev->trigger : NULL,
                                 prev ? prev->task : NULL, prev ? prev->idempotency_key : NULL};
     bool share[4];
-    size_t need = sizeof(run_rec_t) + STORE_RUN_JSON * sizeof(store_text_t) +
-                  sum(lens, STORE_RUN_JSON);
+    size_t need = sizeof(run_rec_t) + STORE_RUN_TEXTS * sizeof(store_text_t) +
+                  sum(lens, STORE_RUN_TEXTS);
     for (int i = 0; i < 4; i++) {
         share[i] = prev && same_str(had[i], from[i]);
         if (!share[i])
@@ -329,8 +329,9 @@ static run_rec_t *copy_run(arena_t *a, const run_rec_t *r, const size_t sizes[4]
     run_rec_t *c = arena_alloc(a, need);
     *c = *r;
     c->trigger_info = c->input = c->output = c->error = NULL;
-    char *at = (char *)(run_texts(c) + STORE_RUN_JSON);
-    put_texts(&at, run_texts(c), STORE_RUN_JSON, lens);
+    c->steps = (buf_t)BUF_INIT;
+    char *at = (char *)(run_texts(c) + STORE_RUN_TEXTS);
+    put_texts(&at, run_texts(c), STORE_RUN_TEXTS, lens);
     c->integration = put_str(&at, r->integration, sizes[0], share[0], had[0]);
     c->trigger = put_str(&at, r->trigger, sizes[1], share[1], had[1]);
     c->task = put_str(&at, r->task, sizes[2], share[2], had[2]);
@@ -465,9 +466,12 @@ uint64_t writer_put_run(writer_t *w, const run_rec_t *r)
 {
     size_t sizes[4] = {str_size(r->integration), str_size(r->trigger), str_size(r->task),
                        str_size(r->idempotency_key)};
-    size_t lens[STORE_RUN_JSON];
+    size_t lens[STORE_RUN_TEXTS];
     json_t *const values[STORE_RUN_JSON] = {r->trigger_info, r->input, r->output, r->error};
     dump_values(values, STORE_RUN_JSON, lens);
+    lens[STORE_RUN_JSON] = r->steps.len; /* already text */
+    if (r->steps.len)
+        buf_append(&put_text, r->steps.data, r->steps.len);
     pthread_mutex_lock(&w->mu);
     wait_for_space(w);
     uint64_t ticket = ++w->issued;
@@ -703,10 +707,10 @@ static int apply_puts(writer_t *w, size_t from, size_t to, err_t *err)
                 w->runs_cap = w->runs_cap ? w->runs_cap * 2 : 256;
                 w->runs = xrealloc(w->runs, w->runs_cap * sizeof *w->runs);
                 w->run_json =
-                    xrealloc(w->run_json, w->runs_cap * STORE_RUN_JSON * sizeof *w->run_json);
+                    xrealloc(w->run_json, w->runs_cap * STORE_RUN_TEXTS * sizeof *w->run_json);
             }
-            memcpy(&w->run_json[nr * STORE_RUN_JSON], run_texts(it->u.run),
-                   STORE_RUN_JSON * sizeof *w->run_json);
+            memcpy(&w->run_json[nr * STORE_RUN_TEXTS], run_texts(it->u.run),
+                   STORE_RUN_TEXTS * sizeof *w->run_json);
             w->runs[nr++] = it->u.run;
         } else {
             if (ns == w->steps_cap) {

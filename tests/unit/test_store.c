@@ -167,7 +167,8 @@ static void test_store_schema_version(void **state)
     fx_t *f = *state;
     store_close(f->st); /* the last connection checkpoints the WAL into the file */
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 5); /* the schema this build writes */
+    assert_int_equal(read_user_version(f->dir),
+                     STORE_SCHEMA_NOW); /* the schema this build writes */
 
     /* A database from a newer braid is refused, not damaged. */
     char path[128];
@@ -313,7 +314,7 @@ static void test_store_migrate_from_v1(void **state)
     run_rec_free(r);
 
     /* The tables lost their NOT NULL constraints (only the steps key keeps them, implied). */
-    assert_int_equal(read_user_version(dir), 5);
+    assert_int_equal(read_user_version(dir), STORE_SCHEMA_NOW);
     char *runs = table_sql(dir, "runs"), *stepsql = table_sql(dir, "steps");
     assert_null(strstr(runs, "NOT NULL"));
     assert_non_null(strstr(runs, "cancel_requested INTEGER DEFAULT 0"));
@@ -882,6 +883,72 @@ static void test_store_steps_latest_attempt(void **state)
     assert_int_equal(store_run_steps(f->st, "none", &steps, &n, NULL), 0);
     assert_int_equal(n, 0);
     free(steps);
+    run_rec_free(r);
+}
+
+/* Steps held in the run's own row (store_run_hold_step) read back as steps written alone do,
+ * merged with those in seq order; a task id that needs escaping survives; a held step of
+ * another attempt is not the run's; a copy of the record carries what it holds. */
+static void test_store_steps_held_in_the_run_row(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *r = mk_run("s", RUN_RUNNING, NULL, 1000);
+    step_rec_t s0 = mk_step(r->id, 1, 0, "a \"quoted\"\n\u00e9");
+    s0.result = json_pack("{s:[i,s]}", "v", 7, "x");
+    store_run_hold_step(r, &s0);
+    step_rec_t s1 = mk_step(r->id, 1, 1, "b");
+    s1.status = (char *)"failed";
+    s1.error = json_pack("{s:s}", "code", "boom");
+    s1.result = json_null();
+    store_run_hold_step(r, &s1);
+    json_decref(s0.result);
+    json_decref(s1.error);
+    json_decref(s1.result);
+    put_and_flush(f->st, r);
+    step_rec_t s2 = mk_step(r->id, 1, 2, "c"); /* written alone, after the run let go */
+    store_step_put(f->st, &s2);
+    assert_int_equal(store_flush(f->st, NULL), 0);
+
+    step_rec_t **steps = NULL;
+    int n = 0;
+    assert_int_equal(store_run_steps(f->st, r->id, &steps, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(steps[0]->task_id, "a \"quoted\"\n\u00e9");
+    assert_string_equal(steps[0]->run_id, r->id);
+    assert_int_equal(steps[0]->seq, 0);
+    assert_int_equal(steps[0]->attempt, 1);
+    assert_string_equal(steps[0]->type, "set");
+    assert_int_equal(steps[0]->started_at, 1700000000000);
+    assert_int_equal(steps[0]->duration_ms, 5);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(steps[0]->result, "v"), 0)),
+                     7);
+    assert_null(steps[0]->error);
+    assert_string_equal(steps[1]->status, "failed");
+    assert_true(json_is_null(steps[1]->result)); /* null, not absent */
+    assert_string_equal(json_string_value(json_object_get(steps[1]->error, "code")), "boom");
+    assert_string_equal(steps[2]->task_id, "c");
+    for (int i = 0; i < n; i++)
+        step_rec_free(steps[i]);
+    free(steps);
+
+    /* A copy holds the same text; the next attempt's record holds its own steps only. */
+    run_rec_t *c = run_rec_copy(r);
+    assert_int_equal(c->steps.len, r->steps.len);
+    assert_memory_equal(c->steps.data, r->steps.data, r->steps.len);
+    run_rec_free(c);
+    run_rec_t *again = mk_run("s", RUN_RUNNING, NULL, 1000);
+    memcpy(again->id, r->id, UUID_STR_LEN);
+    again->attempt = 2;
+    step_rec_t t0 = mk_step(r->id, 2, 0, "z");
+    store_run_hold_step(again, &t0);
+    put_and_flush(f->st, again);
+    assert_int_equal(store_run_steps(f->st, r->id, &steps, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(steps[0]->task_id, "z");
+    assert_int_equal(steps[0]->attempt, 2);
+    step_rec_free(steps[0]);
+    free(steps);
+    run_rec_free(again);
     run_rec_free(r);
 }
 
@@ -2170,7 +2237,7 @@ static void test_store_token_migrate_from_v2(void **state)
     assert_int_equal(store_token_put(f->st, t, NULL), 0);
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(read_user_version(f->dir), 5);
+    assert_int_equal(read_user_version(f->dir), STORE_SCHEMA_NOW);
 
     assert_int_equal(open_store(f, 0), 0);
     token_rec_t *back = NULL;
@@ -2211,6 +2278,7 @@ int main(void)
         cmocka_unit_test(test_store_status_names),
         cmocka_unit_test_setup_teardown(test_store_run_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_steps_latest_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_steps_held_in_the_run_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_put_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_commits_survive_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_checkpointed, setup, teardown),

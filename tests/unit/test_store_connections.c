@@ -503,7 +503,7 @@ static void test_store_connections_migrate_from_v3(void **state)
     assert_true(created);
     store_close(f->st);
     f->st = NULL;
-    assert_int_equal(user_version(f->dir), 5);
+    assert_int_equal(user_version(f->dir), STORE_SCHEMA_NOW);
 
     /* Schema 3 is schema 4 without the three new tables. */
     char path[128];
@@ -519,7 +519,7 @@ static void test_store_connections_migrate_from_v3(void **state)
     assert_int_equal(user_version(f->dir), 3);
 
     assert_int_equal(open_store(f), 0);
-    assert_int_equal(user_version(f->dir), 5);
+    assert_int_equal(user_version(f->dir), STORE_SCHEMA_NOW);
     integration_version_t *v = NULL;
     assert_int_equal(store_integration_get(f->st, "kept", 0, &v, NULL), 0);
     assert_string_equal(v->doc, "{\"name\":\"kept\"}");
@@ -533,7 +533,7 @@ static void test_store_connections_migrate_from_v3(void **state)
 
     /* Close and reopen: nothing is migrated twice, everything is there. */
     reopen(f);
-    assert_int_equal(user_version(f->dir), 5);
+    assert_int_equal(user_version(f->dir), STORE_SCHEMA_NOW);
     assert_int_equal(epoch(f->st), e);
     connection_rec_t *got = get_conn(f->st, "c");
     assert_true(json_equal(got->config, c->config));
@@ -547,7 +547,7 @@ static void test_store_connections_migrate_from_v3(void **state)
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=3;", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(open_store(f), 0);
-    assert_int_equal(user_version(f->dir), 5);
+    assert_int_equal(user_version(f->dir), STORE_SCHEMA_NOW);
     assert_int_equal(epoch(f->st), e);
     connection_rec_free(get_conn(f->st, "c"));
     connection_rec_free(c);

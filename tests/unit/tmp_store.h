@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* The schema version (user_version) this build's store writes: migrations end here. */
+#define STORE_SCHEMA_NOW 6
+
 /* A store in a directory of its own. */
 typedef struct store_fx {
     char dir[64];
