@@ -167,8 +167,6 @@ struct run_ctx {
     int64_t deadline; /* monotonic ms; NO_DEADLINE when none */
     int steps;        /* task executions so far */
     int step_seq;     /* next step sequence number */
-    int64_t began;    /* monotonic ms this execution began */
-    bool step_rows;   /* steps are written as they end, each in a row of its own */
     live_run_t *live;
     root_state_t *root;
     run_ctx_t *parent; /* the sync caller, when this run executes inline in it */

@@ -263,9 +263,9 @@ static void put_step(run_ctx_t *ctx, const task_t *t, int seq, const outcome_t *
         kept = s.result;
         s.error = clean_error = o->error ? scrub_json(ctx->scrub, o->error) : NULL;
     }
-    if (ctx->step_rows)
+    if (ctx->announced)
         store_step_put(ctx->eng->store, &s);
-    else
+    else /* nobody can see the run yet: its step goes with its record (see announce) */
         store_run_hold_step(ctx->rec, &s);
     json_decref(kept);
     json_decref(clean_error);
@@ -320,38 +320,28 @@ static json_t *run_output(run_ctx_t *ctx, json_t **error)
 /* Write the run's record as running. Roots and async runs are announced when they start; a
  * sync child only before its first task that can take time (a call, an await), so the many
  * short children of a fan-out cost one record write each, at their end. A sync child that was
- * never announced and dies with its process simply never existed: its caller is re-run. */
+ * never announced and dies with its process simply never existed: its caller is re-run.
+ *
+ * Until then nobody can see the run, so its steps are held in its record
+ * (store_run_hold_step) rather than written as rows of their own: a short child writes one
+ * row for itself and its steps, and a child that goes on writes the steps it held with this
+ * record. A child that only sets, switches and fails is announced anyway once it holds
+ * STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them, so a record stays of a sane size. */
 static void announce(run_ctx_t *ctx)
 {
     ctx->announced = true;
     store_run_put(ctx->eng->store, ctx->rec);
 }
 
-/* A run's steps are held in its own record while it is young (store_run_hold_step): a run
- * that ends within STEPS_HOLD_MS writes one row for itself and all its steps, where each step
- * used to cost a row (and its b-tree insert) of its own. Before a task starts, a run older
- * than that, or holding STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them, or about to wait on
- * the network or on other runs (http, connector, await), writes what it holds with its record
- * and from then on writes each step as it ends. So a step is in history within about
- * STEPS_HOLD_MS of its end, or by the time its run waits; a step held when the process dies
- * goes with its attempt, which is started again from the beginning or failed (SPEC §8). */
-#define STEPS_HOLD_MS 100
 #define STEPS_HOLD_MAX 64
 #define STEPS_HOLD_BYTES (256 * 1024)
 
-/* Whether the run must stop holding its steps before NEXT starts at NOW (monotonic ms). */
-static bool stop_holding(const run_ctx_t *ctx, const task_t *next, int64_t now)
+/* Whether the run must be announced before task T starts. */
+static bool must_announce(const run_ctx_t *ctx, const task_t *t)
 {
-    return next->type == TASK_HTTP || next->type == TASK_CONNECTOR || next->type == TASK_AWAIT ||
-           now - ctx->began >= STEPS_HOLD_MS || ctx->step_seq >= STEPS_HOLD_MAX ||
-           ctx->rec->steps.len >= STEPS_HOLD_BYTES;
-}
-
-static void write_held_steps(run_ctx_t *ctx)
-{
-    ctx->step_rows = true;
-    if (ctx->rec->steps.len > 0)
-        announce(ctx); /* the record carries the steps held so far */
+    if (t->type != TASK_SET && t->type != TASK_SWITCH && t->type != TASK_FAIL)
+        return true; /* it can take time */
+    return ctx->step_seq >= STEPS_HOLD_MAX || ctx->rec->steps.len >= STEPS_HOLD_BYTES;
 }
 
 static void interpret(run_ctx_t *ctx, run_result_t *res)
@@ -382,14 +372,10 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
         }
         const task_t *t = &def->tasks[pc];
         last_task = t->id;
-        int64_t t0 = clock_mono_ms();
-        if (!ctx->step_rows && stop_holding(ctx, t, t0))
-            write_held_steps(ctx);
-        if (!ctx->announced && t->type != TASK_SET && t->type != TASK_SWITCH &&
-            t->type != TASK_FAIL)
+        if (!ctx->announced && must_announce(ctx, t))
             announce(ctx);
         int seq = ctx->step_seq++;
-        int64_t started_at = clock_now_ms();
+        int64_t started_at = clock_now_ms(), t0 = clock_mono_ms();
         outcome_t o;
         int attempts;
         exec_task(ctx, t, seq, &o, &attempts);
@@ -487,7 +473,6 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
         .deadline = deadline,
         .root = root,
         .parent = parent,
-        .began = clock_mono_ms(),
     };
     /* A sync child needs no entry in the live table: it is reachable only through its caller,
      * which cancels it through the parent chain, and nobody can await it before it ends. */
