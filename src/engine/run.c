@@ -483,11 +483,19 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     } else {
         ctx.live = live_register(eng, rec->id);
     }
+    /* A claimed run's record says running already (its claim wrote it), as does that of a
+     * root whose caller wrote it before handing out its id: announcing it again would only
+     * dump and queue the same record once more. */
+    bool written = rec->status == RUN_RUNNING;
     rec->status = RUN_RUNNING;
     if (!rec->started_at)
         rec->started_at = clock_now_ms();
-    if (!parent)
-        announce(&ctx);
+    if (!parent) {
+        if (written)
+            ctx.announced = true;
+        else
+            announce(&ctx);
+    }
     metrics_run_started(rec->integration);
 
     run_result_t res = {RUN_FAILED, NULL, NULL, 0};
