@@ -283,7 +283,8 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
         json_decref(vars); /* bound again when the run starts */
         rec->status = spec->delay_ms > 0 ? RUN_SCHEDULED : RUN_QUEUED;
         res->status = rec->status;
-        res->ticket = store_run_put(eng->store, rec);
+        res->ticket = spec->fixed_values ? store_run_put_kept(eng->store, rec)
+                                         : store_run_put(eng->store, rec);
         run_rec_free(rec);
         if (!defer_durable && (rc = store_wait(eng->store, res->ticket, err)) < 0)
             return rc;

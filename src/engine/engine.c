@@ -568,6 +568,7 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
         .caller_step = -1,
         .deadline = NO_DEADLINE,
         .durable = !req->ticket,
+        .fixed_values = true,
         .on_started = req->on_started,
         .started_ctx = req->started_ctx,
     };

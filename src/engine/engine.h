@@ -79,11 +79,12 @@ typedef struct exec_request {
     const char *trigger_id;      /* run every integration behind this API trigger id */
     int version;                 /* 0 = latest */
     exec_mode_t mode;            /* EXEC_DEFAULT: the integration's run_async decides */
-    const json_t *payload;       /* borrowed; NULL = {} */
-    const json_t *context;       /* borrowed; overrides of {params, path, headers, method,
-                                    fullpath}; NULL = the defaults */
+    const json_t *payload;       /* borrowed, and never changed afterwards (an async run keeps
+                                    it until it is claimed); NULL = {} */
+    const json_t *context;       /* borrowed, as payload; overrides of {params, path, headers,
+                                    method, fullpath}; NULL = the defaults */
     const char *trigger;         /* how it was started: "cli", "api", "trigger" */
-    const json_t *trigger_info;  /* borrowed, may be NULL: who started it */
+    const json_t *trigger_info;  /* borrowed, as payload, may be NULL: who started it */
     const char *idempotency_key; /* NULL = none */
     int64_t delay_ms;            /* async only */
     /* Called (on the executing thread) once a sync root run exists, before its first task,

@@ -241,6 +241,10 @@ typedef struct call_spec {
     int caller_step;
     int64_t deadline; /* monotonic ms the caller can wait until; NO_DEADLINE */
     bool durable;     /* wait for the commit of a root's record before returning */
+    /* PAYLOAD, CONTEXT and TRIGGER_INFO never change after the call (a root started from
+     * outside): a queued run's values can be kept for its claim (store_run_put_kept). A run's
+     * own calls render theirs from its vars, which later tasks may change. */
+    bool fixed_values;
     void (*on_started)(void *ctx, const char *run_id); /* see exec_request_t */
     void *started_ctx;
     json_t **record; /* a sync run's final record as the API shows it (run_rec_to_json), owned;

@@ -239,8 +239,9 @@ static void col_id(sqlite3_stmt *st, int i, char out[UUID_STR_LEN])
     snprintf(out, UUID_STR_LEN, "%s", s ? s : "");
 }
 
-/* The current row (SQ_RUN_COLS) as an owned record; a root's NULL parent_id reads as "". */
-int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err)
+/* The current row (SQ_RUN_COLS) as an owned record; a root's NULL parent_id reads as "". A
+ * run whose values CACHE (may be NULL) holds takes them from it instead of parsing them. */
+int sq_row_run(sqlite3_stmt *st, claim_cache_t *cache, run_rec_t **out, err_t *err)
 {
     run_rec_t *r = run_rec_new();
     int rc = 0;
@@ -254,7 +255,8 @@ int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err)
         goto out;
     }
     r->trigger = sq_col_str(st, 4);
-    if ((rc = sq_col_json(st, 5, &r->trigger_info, err)) < 0)
+    bool kept = cache && claim_cache_take(cache, r->id, &r->input, &r->trigger_info);
+    if (!kept && (rc = sq_col_json(st, 5, &r->trigger_info, err)) < 0)
         goto out;
     col_id(st, 6, r->parent_id);
     col_id(st, 7, r->root_id);
@@ -264,7 +266,7 @@ int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err)
     r->sync_child = sqlite3_column_int(st, 11) != 0;
     r->detached = sqlite3_column_int(st, 12) != 0;
     r->retry_on_interrupt = sqlite3_column_int(st, 13) != 0;
-    if ((rc = sq_col_json(st, 14, &r->input, err)) < 0 ||
+    if ((!kept && (rc = sq_col_json(st, 14, &r->input, err)) < 0) ||
         (rc = sq_col_json(st, 15, &r->output, err)) < 0 ||
         (rc = sq_col_json(st, 16, &r->error, err)) < 0)
         goto out;
@@ -282,8 +284,10 @@ out:
     return rc;
 }
 
-/* Every remaining row of ST as records; ST is reset whatever happens. */
-int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, run_rec_t ***out, int *n, err_t *err)
+/* Every remaining row of ST as records (values CACHE holds taken from it; may be NULL); ST
+ * is reset whatever happens. */
+int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, claim_cache_t *cache, run_rec_t ***out,
+                    int *n, err_t *err)
 {
     run_rec_t **v = NULL;
     int count = 0, cap = 0, rc = 0, s;
@@ -292,7 +296,7 @@ int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, run_rec_t ***out, int *n, err
             cap = cap ? cap * 2 : 16;
             v = xrealloc(v, (size_t)cap * sizeof *v);
         }
-        if ((rc = sq_row_run(st, &v[count], err)) < 0)
+        if ((rc = sq_row_run(st, cache, &v[count], err)) < 0)
             break;
         count++;
     }
@@ -964,7 +968,8 @@ static int op_claim(store_backend_t *be, store_op_t *op, err_t *err)
     if (exclude)
         sq_bind_str(st, 4, exclude);
     sqlite3_bind_int(st, 5, op->u.claim.max);
-    if ((rc = sq_collect_runs(be->w->db, st, &op->u.claim.out, &op->u.claim.n, err)) < 0)
+    if ((rc = sq_collect_runs(be->w->db, st, op->u.claim.cache, &op->u.claim.out,
+                              &op->u.claim.n, err)) < 0)
         goto out;
     /* RETURNING gives rows in no promised order. */
     if (op->u.claim.n > 1)
@@ -992,7 +997,7 @@ static int op_claim_id(store_backend_t *be, store_op_t *op, err_t *err)
     sqlite3_bind_int64(st, 4, op->u.claim_id.now);
     run_rec_t **runs = NULL;
     int n = 0;
-    if ((rc = sq_collect_runs(be->w->db, st, &runs, &n, err)) < 0)
+    if ((rc = sq_collect_runs(be->w->db, st, op->u.claim_id.cache, &runs, &n, err)) < 0)
         return rc;
     if (n == 0) {
         free(runs);

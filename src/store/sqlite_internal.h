@@ -96,10 +96,12 @@ int sq_bind_str(sqlite3_stmt *st, int i, const char *s);
 char *sq_col_str(sqlite3_stmt *st, int i);
 /* Column I parsed as JSON into *OUT (owned; NULL when SQL NULL). 0 or BR_ESTORE. */
 int sq_col_json(sqlite3_stmt *st, int i, json_t **out, err_t *err);
-/* The run in the current row, columns SQ_RUN_COLS from column 0. 0 or BR_ESTORE. */
-int sq_row_run(sqlite3_stmt *st, run_rec_t **out, err_t *err);
-/* Step ST through its rows into an owned array of runs (*OUT, *N). Resets ST. */
-int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, run_rec_t ***out, int *n, err_t *err);
+/* The run in the current row, columns SQ_RUN_COLS from column 0; its input and trigger info
+ * taken from CACHE when it holds them (claims; NULL elsewhere). 0 or BR_ESTORE. */
+int sq_row_run(sqlite3_stmt *st, claim_cache_t *cache, run_rec_t **out, err_t *err);
+/* Step ST through its rows into an owned array of runs (*OUT, *N), as sq_row_run. Resets ST. */
+int sq_collect_runs(sqlite3 *db, sqlite3_stmt *st, claim_cache_t *cache, run_rec_t ***out,
+                    int *n, err_t *err);
 
 /* The writer's connection: SQL's cached statement with its bindings cleared (writer thread). */
 int sq_prep_w(store_backend_t *be, const char *sql, sqlite3_stmt **st, err_t *err);

@@ -164,7 +164,7 @@ int sq_run_get(store_backend_t *be, const char *id, run_rec_t **out, err_t *err)
     sq_bind_str(st, 1, id);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
-        rc = sq_row_run(st, out, err);
+        rc = sq_row_run(st, NULL, out, err);
     else if (s == SQLITE_DONE)
         rc = err_set(err, BR_ENOT_FOUND, "run %s not found", id);
     else
@@ -348,7 +348,7 @@ int sq_runs_list(store_backend_t *be, const run_filter_t *f, run_rec_t ***out, i
     sqlite3_bind_int(st, 8, limit + 1);
     run_rec_t **v;
     int count;
-    if ((rc = sq_collect_runs(c->db, st, &v, &count, err)) < 0)
+    if ((rc = sq_collect_runs(c->db, st, NULL, &v, &count, err)) < 0)
         goto out;
     *next_cursor = NULL;
     if (count > limit) {
@@ -378,7 +378,7 @@ int sq_run_children(store_backend_t *be, const char *parent_id, run_rec_t ***out
     if (rc < 0)
         return rc;
     sq_bind_str(st, 1, parent_id);
-    rc = sq_collect_runs(c->db, st, out, n, err);
+    rc = sq_collect_runs(c->db, st, NULL, out, n, err);
     sq_end_read(be, c, st);
     return rc;
 }

@@ -24,6 +24,7 @@ struct store {
     store_backend_t *be;
     const store_backend_ops_t *ops;
     writer_t *w;
+    claim_cache_t *claims; /* values of runs queued here, for their claims */
 };
 
 /* mkdir -p PATH (0700: the data directory may hold secrets). */
@@ -125,6 +126,7 @@ int store_open(const char *url, const store_options_t *opts, store_t **out, err_
         free(st);
         return rc;
     }
+    st->claims = claim_cache_new();
     *out = st;
     return 0;
 }
@@ -137,6 +139,7 @@ void store_close(store_t *st)
         return;
     writer_stop(st->w);
     st->ops->close(st->be);
+    claim_cache_free(st->claims);
     free(st);
 }
 
@@ -248,6 +251,15 @@ int store_catalog_epoch(store_t *st, int64_t *epoch, err_t *err)
  * store_wait without waiting (unless the queue is overfull). Any thread. */
 uint64_t store_run_put(store_t *st, const run_rec_t *r)
 {
+    return writer_put_run(st->w, r);
+}
+
+/* See store.h. Only a queued run's values are kept: a scheduled one is claimed too late for
+ * its values to be worth holding, and a running or finished one is never claimed. */
+uint64_t store_run_put_kept(store_t *st, const run_rec_t *r)
+{
+    if (r->status == RUN_QUEUED)
+        claim_cache_put(st->claims, r->id, r->input, r->trigger_info);
     return writer_put_run(st->w, r);
 }
 
@@ -363,6 +375,7 @@ int store_queue_claim(store_t *st, const char *owner, int64_t now, int64_t lease
     op.u.claim.lease_until = lease_until;
     op.u.claim.max = max;
     op.u.claim.exclude = exclude;
+    op.u.claim.cache = st->claims;
     int rc = writer_exec(st->w, &op, err);
     if (rc < 0)
         return rc;
@@ -386,6 +399,7 @@ int store_queue_claim_id(store_t *st, const char *id, const char *owner, int64_t
     op.u.claim_id.owner = owner;
     op.u.claim_id.now = now;
     op.u.claim_id.lease_until = lease_until;
+    op.u.claim_id.cache = st->claims;
     int rc = writer_exec(st->w, &op, err);
     if (rc == 0)
         *out = op.u.claim_id.out;

@@ -154,6 +154,10 @@ int store_catalog_epoch(store_t *st, int64_t *epoch, err_t *err);
 /* Insert or replace the whole run record R. Queued for the next group commit; returns the
  * write's ticket (for store_wait). */
 uint64_t store_run_put(store_t *st, const run_rec_t *r);
+/* store_run_put for a queued run whose input and trigger info nobody will change from now on
+ * (a run accepted from outside): the store keeps references to them until the run is claimed
+ * here, so that the claim need not parse them back. */
+uint64_t store_run_put_kept(store_t *st, const run_rec_t *r);
 /* Insert or replace step S. Queued for the next group commit. */
 uint64_t store_step_put(store_t *st, const step_rec_t *s);
 /* Block until every write up to TICKET is committed. 0, or the commit's error. */

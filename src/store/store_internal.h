@@ -36,6 +36,19 @@ typedef enum {
     STORE_OP_CONNECTION_PUT_ALL,
 } store_op_kind_t;
 
+/* FNV-1a of a run id, for the store's own hash tables (the writer's coalescing, the claim
+ * cache). */
+static inline uint32_t store_id_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 16777619u;
+    return h;
+}
+
+/* Values of runs this process queued, kept for their claims (claim_cache.c). */
+typedef struct claim_cache claim_cache_t;
+
 /* One operation: inputs are borrowed from the waiting caller (valid until it is answered),
  * outputs are filled by the backend and handed to the caller when the batch has committed. */
 typedef struct store_op {
@@ -56,12 +69,14 @@ typedef struct store_op {
             int64_t now, lease_until;
             int max;
             const json_t *exclude;
-            run_rec_t **out; /* out, owned array of owned records */
-            int n;           /* out */
+            claim_cache_t *cache; /* values of runs queued here, taken instead of parsed */
+            run_rec_t **out;      /* out, owned array of owned records */
+            int n;                /* out */
         } claim;
         struct {
             const char *id, *owner;
             int64_t now, lease_until;
+            claim_cache_t *cache;
             run_rec_t *out; /* out, owned; NULL when not claimable */
         } claim_id;
         struct {
@@ -114,6 +129,18 @@ typedef struct store_op {
         } connection_put_all;
     } u;
 } store_op_t;
+
+/* ---- values kept for claims (claim_cache.c) -------------------------------------------------- */
+
+claim_cache_t *claim_cache_new(void);
+void claim_cache_free(claim_cache_t *c); /* NULL-safe */
+/* Keep references to queued run ID's INPUT and TRIGGER_INFO (may be NULL), which nobody may
+ * change from now on, unless they are large; the oldest kept run goes when the cache is full.
+ * Any thread. */
+void claim_cache_put(claim_cache_t *c, const char *id, json_t *input, json_t *trigger_info);
+/* Hand over run ID's kept values (*INPUT and *TRIGGER_INFO, owned) and forget them: true, or
+ * false when ID is not kept. Any thread. */
+bool claim_cache_take(claim_cache_t *c, const char *id, json_t **input, json_t **trigger_info);
 
 /* Free OP's outputs and reset them, so it can run again (a retried batch) or be dropped. */
 void store_op_clear_results(store_op_t *op);

@@ -376,14 +376,6 @@ static void put_text_trim(void)
 
 /* ---- coalescing: the latest pending put of each run id --------------------------------------- */
 
-static uint32_t id_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
 static void map_clear(writer_t *w)
 {
     if (w->slot_used) {
@@ -402,7 +394,7 @@ static void map_grow(writer_t *w)
     for (size_t i = 0; i < old_cap; i++) {
         if (!old[i])
             continue;
-        size_t h = id_hash(w->pending.v[old[i] - 1].u.run->id) & mask;
+        size_t h = store_id_hash(w->pending.v[old[i] - 1].u.run->id) & mask;
         while (w->slots[h])
             h = (h + 1) & mask;
         w->slots[h] = old[i];
@@ -417,7 +409,7 @@ static void pending_put_run(writer_t *w, run_rec_t *r)
     if ((w->slot_used + 1) * 2 > w->slot_cap)
         map_grow(w);
     size_t mask = w->slot_cap - 1;
-    size_t h = id_hash(r->id) & mask;
+    size_t h = store_id_hash(r->id) & mask;
     while (w->slots[h]) {
         item_t *it = &w->pending.v[w->slots[h] - 1];
         if (strcmp(it->u.run->id, r->id) == 0) {

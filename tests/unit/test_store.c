@@ -952,6 +952,70 @@ static void test_store_steps_held_in_the_run_row(void **state)
     run_rec_free(r);
 }
 
+/* A queued run put with store_run_put_kept is claimed with its very input and trigger info,
+ * not a parse of them; a run the cache no longer holds (pushed out by 1,024 newer ones, or too
+ * large to keep) is claimed with its values parsed back, equal to what was put. */
+static void test_store_claim_takes_kept_values(void **state)
+{
+    fx_t *f = *state;
+    run_rec_t *kept = mk_run("k", RUN_QUEUED, NULL, 100);
+    kept->trigger_info = json_pack("{s:s}", "token", "t_1");
+    store_run_put_kept(f->st, kept);
+    run_rec_t *big = mk_run("k", RUN_QUEUED, NULL, 101);
+    char text[4096];
+    memset(text, 'b', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    json_object_set_new(json_object_get(big->input, "payload"), "big", json_string(text));
+    store_run_put_kept(f->st, big);
+    assert_int_equal(store_flush(f->st, NULL), 0);
+
+    run_rec_t **runs = NULL;
+    int n = 0;
+    assert_int_equal(store_queue_claim(f->st, "me", 200, 9000, 10, NULL, &runs, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(runs[0]->id, kept->id);
+    assert_ptr_equal(runs[0]->input, kept->input); /* taken, not parsed */
+    assert_ptr_equal(runs[0]->trigger_info, kept->trigger_info);
+    assert_string_equal(runs[1]->id, big->id);
+    assert_ptr_not_equal(runs[1]->input, big->input); /* too large to keep: parsed */
+    assert_json_equal(runs[1]->input, big->input);
+    run_recs_free(runs, n);
+
+    /* 1,025 kept runs later, the first has left the cache; the newest is claimed by id. */
+    run_rec_t *first = NULL, *last = NULL;
+    for (int i = 0; i < 1025; i++) {
+        run_rec_t *r = mk_run("k", RUN_QUEUED, NULL, 300 + i);
+        store_run_put_kept(f->st, r);
+        if (i == 0)
+            first = r;
+        else if (i == 1024)
+            last = r;
+        else
+            run_rec_free(r);
+    }
+    assert_int_equal(store_flush(f->st, NULL), 0);
+    run_rec_t *got = NULL;
+    assert_int_equal(store_queue_claim_id(f->st, first->id, "me", 5000, 9000, &got, NULL), 0);
+    assert_ptr_not_equal(got->input, first->input);
+    assert_json_equal(got->input, first->input);
+    run_rec_free(got);
+    assert_int_equal(store_queue_claim_id(f->st, last->id, "me", 5000, 9000, &got, NULL), 0);
+    assert_ptr_equal(got->input, last->input);
+    run_rec_free(got);
+    /* A value taken once is not taken again: the run, released and claimed anew, parses. */
+    last->status = RUN_QUEUED;
+    last->attempt = 2;
+    put_and_flush(f->st, last);
+    assert_int_equal(store_queue_claim_id(f->st, last->id, "me", 5000, 9000, &got, NULL), 0);
+    assert_ptr_not_equal(got->input, last->input);
+    assert_json_equal(got->input, last->input);
+    run_rec_free(got);
+    run_rec_free(first);
+    run_rec_free(last);
+    run_rec_free(big);
+    run_rec_free(kept);
+}
+
 /* The writer's WAL writes are gathered (sqlite_gather_vfs.c) but reach the file before the sync
  * that commits them: a process that ends right after its commits, without closing the store,
  * leaves every committed run readable; batches far larger than one gathered write too. */
@@ -2279,6 +2343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_run_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_steps_latest_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_steps_held_in_the_run_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_claim_takes_kept_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_put_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_commits_survive_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_checkpointed, setup, teardown),
