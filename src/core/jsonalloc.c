@@ -3,8 +3,10 @@
  * Blocks come in NCLASS sizes, multiples of GRAIN. Each page of the reserved range holds
  * blocks of one size, written in page_class when the page is first carved, so a free needs
  * only the block's address. A thread's freed blocks wait on its own list for that size; past
- * CACHE_MAX of them, BATCH go to the size's shared list, and a thread whose list is empty
- * takes BATCH from there before it carves a new page. */
+ * CACHE_MAX of them, BATCH go to the size's shared list as one batch, and a thread whose list
+ * is empty takes a whole batch from there before it carves a new page. Batches are linked
+ * through their first blocks, so taking one costs no walk over blocks that other threads
+ * freed (each a cache miss, under the size's lock). */
 #include "core/jsonalloc.h"
 
 #include <jansson.h>
@@ -24,11 +26,15 @@
 
 typedef struct block {
     struct block *next;
+    struct block *next_batch; /* a batch's first block on a shared list: the next batch */
 } block_t;
+
+_Static_assert(sizeof(block_t) <= GRAIN, "the smallest block holds both links");
 
 typedef struct shared {
     pthread_mutex_t mu;
-    block_t *head;
+    block_t *batches; /* batches of BATCH blocks, linked through next_batch */
+    block_t *loose;   /* blocks of threads that ended, linked through next */
 } shared_t;
 
 typedef struct cache {
@@ -41,7 +47,7 @@ typedef struct cache {
 static char *region; /* RESERVE bytes, or NULL when the range could not be reserved */
 static atomic_size_t region_used;
 static uint8_t page_class[RESERVE / PAGE]; /* size class + 1 of each carved page */
-static shared_t shared[NCLASS] = {[0 ... NCLASS - 1] = {PTHREAD_MUTEX_INITIALIZER, NULL}};
+static shared_t shared[NCLASS] = {[0 ... NCLASS - 1] = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL}};
 static pthread_once_t reserve_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
 static __thread cache_t tc;
@@ -66,12 +72,13 @@ static inline bool in_region(const void *p)
     return region && (uintptr_t)p - (uintptr_t)region < RESERVE;
 }
 
-/* Put the list FIRST..LAST (linked) on class C's shared list. */
-static void share(size_t c, block_t *first, block_t *last)
+/* Put the batch FIRST (BATCH blocks linked through next, the last one's NULL) on class C's
+ * shared list. */
+static void share_batch(size_t c, block_t *first)
 {
     pthread_mutex_lock(&shared[c].mu);
-    last->next = shared[c].head;
-    shared[c].head = first;
+    first->next_batch = shared[c].batches;
+    shared[c].batches = first;
     pthread_mutex_unlock(&shared[c].mu);
 }
 
@@ -90,7 +97,10 @@ static void give_all_back(void *unused)
             block_t *last = tc.head[c];
             while (last->next)
                 last = last->next;
-            share(c, tc.head[c], last);
+            pthread_mutex_lock(&shared[c].mu);
+            last->next = shared[c].loose;
+            shared[c].loose = tc.head[c];
+            pthread_mutex_unlock(&shared[c].mu);
         }
         tc.head[c] = NULL;
         tc.n[c] = 0;
@@ -115,13 +125,20 @@ static block_t *refill(size_t c)
     if (!region)
         return NULL;
     pthread_mutex_lock(&shared[c].mu);
-    block_t *first = shared[c].head;
+    block_t *first = shared[c].batches;
     if (first) {
+        shared[c].batches = first->next_batch;
+        pthread_mutex_unlock(&shared[c].mu);
+        tc.head[c] = first->next;
+        tc.n[c] = BATCH - 1;
+        return first;
+    }
+    if ((first = shared[c].loose)) { /* rare: only threads that ended leave blocks here */
         block_t *last = first;
         unsigned n = 1;
         for (; n < BATCH && last->next; n++)
             last = last->next;
-        shared[c].head = last->next;
+        shared[c].loose = last->next;
         last->next = NULL;
         pthread_mutex_unlock(&shared[c].mu);
         tc.head[c] = first->next;
@@ -187,8 +204,9 @@ void jsonalloc_free(void *p)
     for (unsigned i = 1; i < BATCH; i++)
         last = last->next;
     tc.head[c] = last->next;
+    last->next = NULL;
     tc.n[c] -= BATCH;
-    share(c, b, last);
+    share_batch(c, b);
 }
 
 size_t jsonalloc_reserved_used(void)
