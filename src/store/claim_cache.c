@@ -20,6 +20,10 @@
 /* A run whose input takes more than this as JSON text is not held (memory stays bounded:
  * about CLAIM_CACHE_RUNS times this, in values). */
 #define CLAIM_CACHE_VALUE_MAX 2048
+/* Slots of the hash table: between two rehashes (one per lap of the ring) at most twice
+ * CLAIM_CACHE_RUNS are in use, live or removed, so the table stays at most half full and a
+ * lookup that misses stops within a few probes. */
+#define CLAIM_CACHE_SLOTS (4 * CLAIM_CACHE_RUNS)
 
 typedef struct entry {
     char id[UUID_STR_LEN]; /* "" = free */
@@ -31,7 +35,7 @@ struct claim_cache {
     /* Open addressing over SLOTS indexes into ENTRIES, which is a ring: NEXT is the slot to
      * fill next, and the entry found there, if any, is the oldest and goes. */
     entry_t entries[CLAIM_CACHE_RUNS];
-    int slots[2 * CLAIM_CACHE_RUNS]; /* entry index + 1; 0 = empty; -1 = removed */
+    int slots[CLAIM_CACHE_SLOTS]; /* entry index + 1; 0 = empty; -1 = removed */
     int next;
 };
 
@@ -62,7 +66,7 @@ void claim_cache_free(claim_cache_t *c)
 /* The slot holding ID, or -1. Under mu. */
 static int slot_of(const claim_cache_t *c, const char *id)
 {
-    size_t mask = 2 * CLAIM_CACHE_RUNS - 1;
+    size_t mask = CLAIM_CACHE_SLOTS - 1;
     for (size_t h = store_id_hash(id) & mask, probes = 0; probes <= mask;
          h = (h + 1) & mask, probes++) {
         int s = c->slots[h];
@@ -92,7 +96,7 @@ static void slot_drop(claim_cache_t *c, int s, json_t **input, json_t **trigger_
 static void rehash(claim_cache_t *c)
 {
     memset(c->slots, 0, sizeof c->slots);
-    size_t mask = 2 * CLAIM_CACHE_RUNS - 1;
+    size_t mask = CLAIM_CACHE_SLOTS - 1;
     for (int i = 0; i < CLAIM_CACHE_RUNS; i++) {
         if (!c->entries[i].id[0])
             continue;
@@ -131,7 +135,7 @@ void claim_cache_put(claim_cache_t *c, const char *id, json_t *input, json_t *tr
     memcpy(e->id, id, UUID_STR_LEN);
     e->input = input;
     e->trigger_info = trigger_info;
-    size_t mask = 2 * CLAIM_CACHE_RUNS - 1;
+    size_t mask = CLAIM_CACHE_SLOTS - 1;
     size_t h = store_id_hash(id) & mask;
     while (c->slots[h] > 0)
         h = (h + 1) & mask;

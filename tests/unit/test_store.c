@@ -3,6 +3,7 @@
  * Each test has its own temporary directory under /tmp, removed afterwards.
  */
 #include "store/store.h"
+#include "store/store_internal.h" /* the claim cache, tested on its own */
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -1014,6 +1015,42 @@ static void test_store_claim_takes_kept_values(void **state)
     run_rec_free(last);
     run_rec_free(big);
     run_rec_free(kept);
+}
+
+/* The claim cache on its own, over many laps of its ring: every take finds the values put
+ * for that id and only once, a run pushed out by 1,024 newer ones is gone, and takes in
+ * between (removed slots) never hide a live entry. */
+static void test_claim_cache_laps(void **state)
+{
+    (void)state;
+    enum { N = 5000, RUNS = 1024 };
+    claim_cache_t *c = claim_cache_new();
+    static char ids[N][UUID_STR_LEN];
+    json_t *vals[N];
+    for (int i = 0; i < N; i++) {
+        uuid_v7(ids[i]);
+        vals[i] = json_pack("{s:i}", "i", i);
+        claim_cache_put(c, ids[i], vals[i], NULL);
+        if (i % 3 == 0) { /* take every third at once: removed slots pile up between laps */
+            json_t *in = NULL, *ti = NULL;
+            assert_true(claim_cache_take(c, ids[i], &in, &ti));
+            assert_ptr_equal(in, vals[i]);
+            assert_null(ti);
+            json_decref(in);
+            assert_false(claim_cache_take(c, ids[i], &in, &ti));
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        json_t *in = NULL, *ti = NULL;
+        bool held = i % 3 != 0 && i >= N - RUNS;
+        assert_int_equal(claim_cache_take(c, ids[i], &in, &ti), held);
+        if (held) {
+            assert_ptr_equal(in, vals[i]);
+            json_decref(in);
+        }
+        json_decref(vals[i]);
+    }
+    claim_cache_free(c);
 }
 
 /* The writer's WAL writes are gathered (sqlite_gather_vfs.c) but reach the file before the sync
@@ -2344,6 +2381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_steps_latest_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_steps_held_in_the_run_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_claim_takes_kept_values, setup, teardown),
+        cmocka_unit_test(test_claim_cache_laps),
         cmocka_unit_test_setup_teardown(test_store_put_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_commits_survive_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_checkpointed, setup, teardown),
