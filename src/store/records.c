@@ -140,15 +140,21 @@ void step_rec_free(step_rec_t *s)
 /* ---- steps held in their run's row ------------------------------------------------------------
  */
 
-/* KEY (a string literal: its length is known) then V. */
-#define PUT_INT_MEMBER(b, key, v) put_int_member(b, key, sizeof key - 1, v)
-#define PUT_STR_MEMBER(b, key, v) put_str_member(b, key, sizeof key - 1, v)
+/* Numbers of a held step go through a small buffer and reach the record's text in one
+ * append: a short child holds one or two steps, and this runs once per step. */
+typedef struct nums {
+    char text[192];
+    size_t len;
+} nums_t;
 
-static void put_int_member(buf_t *b, const char *key, size_t key_len, long long v)
+/* KEY (a string literal: its length is known), then V. */
+#define NUMS_PUT(n, key, v) nums_put(n, key, sizeof key - 1, v)
+
+static void nums_put(nums_t *n, const char *key, size_t key_len, long long v)
 {
-    char num[24];
-    buf_append(b, key, key_len);
-    buf_append(b, num, jsonx_format_int(v, num));
+    memcpy(n->text + n->len, key, key_len);
+    n->len += key_len;
+    n->len += jsonx_format_int(v, n->text + n->len); /* at most 20 digits and a sign */
 }
 
 static void put_str_member(buf_t *b, const char *key, size_t key_len, const char *v)
@@ -159,6 +165,7 @@ static void put_str_member(buf_t *b, const char *key, size_t key_len, const char
     else
         buf_append(b, "null", 4);
 }
+#define PUT_STR_MEMBER(b, key, v) put_str_member(b, key, sizeof key - 1, v)
 
 /* R->steps is a JSON array of objects named like the steps table's columns (result and error
  * left out when absent), appended to in place: its closing bracket goes and comes back. */
@@ -169,15 +176,19 @@ void store_run_hold_step(run_rec_t *r, const step_rec_t *s)
         b->len--;
     else
         buf_reserve(b, 240); /* most runs hold one or two small steps: one allocation */
-    buf_putc(b, b->len ? ',' : '[');
-    PUT_INT_MEMBER(b, "{\"attempt\":", s->attempt);
-    PUT_INT_MEMBER(b, ",\"seq\":", s->seq);
+    nums_t n = {.len = 0};
+    n.text[n.len++] = b->len ? ',' : '[';
+    NUMS_PUT(&n, "{\"attempt\":", s->attempt);
+    NUMS_PUT(&n, ",\"seq\":", s->seq);
+    buf_append(b, n.text, n.len);
     PUT_STR_MEMBER(b, ",\"task_id\":", s->task_id);
     PUT_STR_MEMBER(b, ",\"type\":", s->type);
     PUT_STR_MEMBER(b, ",\"status\":", s->status);
-    PUT_INT_MEMBER(b, ",\"task_attempt\":", s->task_attempt);
-    PUT_INT_MEMBER(b, ",\"started_at\":", s->started_at);
-    PUT_INT_MEMBER(b, ",\"duration_ms\":", s->duration_ms);
+    n.len = 0;
+    NUMS_PUT(&n, ",\"task_attempt\":", s->task_attempt);
+    NUMS_PUT(&n, ",\"started_at\":", s->started_at);
+    NUMS_PUT(&n, ",\"duration_ms\":", s->duration_ms);
+    buf_append(b, n.text, n.len);
     if (s->result) {
         buf_append(b, ",\"result\":", 10);
         jsonx_dump_buf(b, s->result);
