@@ -137,8 +137,7 @@ void step_rec_free(step_rec_t *s)
     free(s);
 }
 
-/* ---- steps held in their run's row ------------------------------------------------------------
- */
+/* ---- steps held in their run's row ---------------------------------------------------------- */
 
 /* Numbers of a held step go through a small buffer and reach the record's text in one
  * append: a short child holds one or two steps, and this runs once per step. */
@@ -213,6 +212,16 @@ static json_t *member_value(json_t *o, const char *key)
 }
 
 /* See store_internal.h. */
+void step_vec_push(step_rec_t ***v, int *n, int *cap, step_rec_t *s)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *v = xrealloc(*v, (size_t)*cap * sizeof **v);
+    }
+    (*v)[(*n)++] = s;
+}
+
+/* See store_internal.h. */
 int store_held_steps_parse(const char *run_id, const char *text, size_t len, int attempt,
                            step_rec_t ***v, int *n, int *cap, err_t *err)
 {
@@ -229,10 +238,6 @@ int store_held_steps_parse(const char *run_id, const char *text, size_t len, int
     {
         if (json_integer_value(json_object_get(o, "attempt")) != attempt)
             continue;
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            *v = xrealloc(*v, (size_t)*cap * sizeof **v);
-        }
         step_rec_t *s = XNEW(step_rec_t);
         snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
         s->attempt = attempt;
@@ -245,7 +250,7 @@ int store_held_steps_parse(const char *run_id, const char *text, size_t len, int
         s->duration_ms = json_integer_value(json_object_get(o, "duration_ms"));
         s->result = member_value(o, "result");
         s->error = member_value(o, "error");
-        (*v)[(*n)++] = s;
+        step_vec_push(v, n, cap, s);
     }
     json_decref(a);
     return 0;

@@ -757,7 +757,7 @@ static void bind_run(sq_put_t *p, int b, const run_rec_t *r, const store_text_t 
     put_int(p, b + 22, r->deadline_at);
     put_int(p, b + 23, r->attempt);
     put_text(p, b + 24, r->idempotency_key);
-    put_json(p, b + 25, &j[4]);
+    put_json(p, b + 25, &j[STORE_RUN_JSON]); /* the held steps */
 }
 
 static int w_run_put(store_backend_t *be, run_rec_t *const *runs, const store_text_t *json,

@@ -217,15 +217,12 @@ static int by_seq(const void *a, const void *b)
 static int read_step_rows(sq_conn_t *c, sqlite3_stmt *st, step_rec_t ***v, int *n, int *cap,
                           err_t *err)
 {
-    int s, rc = 0;
+    int s, rc;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            *v = xrealloc(*v, (size_t)*cap * sizeof **v);
-        }
-        if ((rc = row_step(st, &(*v)[*n], err)) < 0)
+        step_rec_t *step;
+        if ((rc = row_step(st, &step, err)) < 0)
             return rc;
-        (*n)++;
+        step_vec_push(v, n, cap, step);
     }
     return s == SQLITE_DONE ? 0 : sq_fail(c->db, err, "cannot read steps");
 }

@@ -247,6 +247,8 @@ uint64_t writer_commit_count(const writer_t *w);
 
 /* A copy of S: strings duplicated, JSON values referenced. Returned owned. */
 step_rec_t *step_rec_copy(const step_rec_t *s);
+/* Append S (taken) to the array *V of *N steps, *CAP allocated. */
+void step_vec_push(step_rec_t ***v, int *n, int *cap, step_rec_t *s);
 /* Append to *V (*N used of *CAP) the steps of ATTEMPT among those held in run RUN_ID's row,
  * TEXT (LEN bytes) as store_run_hold_step wrote it; each owned. 0, or BR_ESTORE when the text
  * is damaged. */
