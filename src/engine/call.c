@@ -281,6 +281,8 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     if (async) {
         res->async = true;
         json_decref(vars); /* bound again when the run starts */
+        if (spec->caller) /* history shows a queued child's parent */
+            run_announce(spec->caller);
         rec->status = spec->delay_ms > 0 ? RUN_SCHEDULED : RUN_QUEUED;
         res->status = rec->status;
         res->ticket = spec->fixed_values ? store_run_put_kept(eng->store, rec)

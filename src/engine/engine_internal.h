@@ -170,7 +170,12 @@ struct run_ctx {
     live_run_t *live;
     root_state_t *root;
     run_ctx_t *parent; /* the sync caller, when this run executes inline in it */
-    bool announced;    /* the running record has been written */
+    bool announced;    /* the running record has been written (see run_announce) */
+    /* Final records of sync runs below this one that ended while it was not announced: they
+     * go to the store right after this run's own record, so history never shows a run whose
+     * parent it does not have. Parents before their children; owned. */
+    run_rec_t **deferred;
+    int n_deferred, cap_deferred;
     struct scrub *scrub; /* secret values this run used (owned); NULL until it uses one */
     char trace_id[33];   /* W3C trace id of the call tree; "" until first needed */
 };
@@ -210,17 +215,22 @@ void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline, 
 
 /* Execute one run whose record REC (taken) is already registered as running; VARS (taken) are
  * its bound inputs; PARENT is the sync caller or NULL; DEADLINE monotonic ms. Fills OUT with
- * the final status, output and error (owned by OUT). Writes the record when finished and, when
- * RECORD is not NULL, sets *RECORD to it as the API shows it (owned). */
+ * the final status, output and error (owned by OUT). Writes the record when finished (or, when
+ * PARENT is not announced yet, leaves it to be written after PARENT's: OUT->ticket is then 0)
+ * and, when RECORD is not NULL, sets *RECORD to it as the API shows it (owned). */
 typedef struct run_result {
     run_status_t status;
     json_t *output;  /* owned */
     json_t *error;   /* owned */
-    uint64_t ticket; /* store ticket of the final record */
+    uint64_t ticket; /* store ticket of the last record written (0: none yet) */
 } run_result_t;
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
                  run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out,
                  json_t **record);
+
+/* Write CTX's record as running, after those of its sync callers not written yet, and then the
+ * records deferred on it. Nothing when it was written already. The run's own thread. */
+void run_announce(run_ctx_t *ctx);
 
 /* ---- the call path ------------------------------------------------------------------------ */
 

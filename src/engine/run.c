@@ -159,6 +159,7 @@ static void exec_task(run_ctx_t *ctx, const task_t *t, int seq, outcome_t *o, in
         if (o->success || o->no_retry || *attempts >= p->max_attempts ||
             !retry_matches(p, o->error) || run_cancelled(ctx))
             return;
+        run_announce(ctx); /* the run waits now: history shows it (see must_announce) */
         if (!pause_for(ctx, backoff_ms(p, *attempts)))
             return;
         outcome_deinit(o);
@@ -317,31 +318,91 @@ static json_t *run_output(run_ctx_t *ctx, json_t **error)
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
-/* Write the run's record as running. Roots and async runs are announced when they start; a
- * sync child only before its first task that can take time (a call, an await), so the many
- * short children of a fan-out cost one record write each, at their end. A sync child that was
- * never announced and dies with its process simply never existed: its caller is re-run.
+/* When a run's record is written. A run nobody has been told of yet (a sync root started
+ * here, a sync child) is written only before its first task that can take time: an http
+ * task, a script, an await, or a call that does more than run its children one by one on
+ * this thread. Until then nobody can see the run, so its steps are held in its record
+ * (store_run_hold_step) and the final records of its sync children wait with it (deferred):
+ * a short root and its short children cost one row each, written at the root's end, in one
+ * batch and parents first. A child that must be written first writes its callers first
+ * (run_announce), so history never holds a run without its parent.
  *
- * Until then nobody can see the run, so its steps are held in its record
- * (store_run_hold_step) rather than written as rows of their own: a short child writes one
- * row for itself and its steps, and a child that goes on writes the steps it held with this
- * record. A child that only sets, switches and fails is announced anyway once it holds
- * STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them, so a record stays of a sane size. */
-static void announce(run_ctx_t *ctx)
-{
-    ctx->announced = true;
-    store_run_put(ctx->eng->store, ctx->rec);
-}
-
+ * Roots whose caller hands out their id before they end (wait_ms) and claimed async runs
+ * are written before they start. A run that was never written and dies with its process
+ * simply never existed: its caller got no answer (SPEC §8 commits before answering).
+ *
+ * A run is written anyway once it holds STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them, or
+ * DEFERRED_MAX records of runs below it, so what waits in memory stays of a sane size. */
 #define STEPS_HOLD_MAX 64
 #define STEPS_HOLD_BYTES (256 * 1024)
+#define DEFERRED_MAX 64
 
-/* Whether the run must be announced before task T starts. */
+/* Queue REC (CTX's own record), then the records deferred on CTX, in order. Returns the last
+ * ticket. */
+static uint64_t put_with_deferred(run_ctx_t *ctx, const run_rec_t *rec)
+{
+    uint64_t ticket = store_run_put(ctx->eng->store, rec);
+    for (int i = 0; i < ctx->n_deferred; i++) {
+        ticket = store_run_put(ctx->eng->store, ctx->deferred[i]);
+        run_rec_free(ctx->deferred[i]);
+    }
+    ctx->n_deferred = 0;
+    return ticket;
+}
+
+/* See engine_internal.h. Callers up the chain share this thread: a call that would run
+ * children on other threads (a parallel for_each) has its caller written before it starts. */
+void run_announce(run_ctx_t *ctx)
+{
+    if (ctx->announced)
+        return;
+    if (ctx->parent)
+        run_announce(ctx->parent);
+    ctx->announced = true;
+    put_with_deferred(ctx, ctx->rec);
+}
+
+/* CTX ended while its caller PARENT is not written: PARENT takes CTX's record (REC) and the
+ * records deferred on CTX, to write them after its own. */
+static void defer_to_parent(run_ctx_t *parent, run_ctx_t *ctx, run_rec_t *rec)
+{
+    int need = parent->n_deferred + 1 + ctx->n_deferred;
+    if (need > parent->cap_deferred) {
+        parent->cap_deferred = need > 2 * parent->cap_deferred ? need : 2 * parent->cap_deferred;
+        parent->deferred =
+            xrealloc(parent->deferred, (size_t)parent->cap_deferred * sizeof *parent->deferred);
+    }
+    parent->deferred[parent->n_deferred++] = rec;
+    memcpy(parent->deferred + parent->n_deferred, ctx->deferred,
+           (size_t)ctx->n_deferred * sizeof *ctx->deferred);
+    parent->n_deferred += ctx->n_deferred;
+    ctx->n_deferred = 0;
+    if (parent->n_deferred >= DEFERRED_MAX)
+        run_announce(parent);
+}
+
+/* Whether call task C only runs its children one after another on this thread, writing
+ * nothing of its own first: no delay, no idempotency key, not async, not a parallel for_each.
+ * A target that turns out to run async writes its caller itself (engine_call). */
+static bool call_runs_inline(const call_task_t *c)
+{
+    return !c->delay_ms && !c->idempotency_key && c->strategy != STRATEGY_ASYNC &&
+           !(c->for_each && c->parallelism > 1);
+}
+
+/* Whether the run must be written before task T starts. */
 static bool must_announce(const run_ctx_t *ctx, const task_t *t)
 {
-    if (t->type != TASK_SET && t->type != TASK_SWITCH && t->type != TASK_FAIL)
-        return true; /* it can take time */
-    return ctx->step_seq >= STEPS_HOLD_MAX || ctx->rec->steps.len >= STEPS_HOLD_BYTES;
+    if (ctx->step_seq >= STEPS_HOLD_MAX || ctx->rec->steps.len >= STEPS_HOLD_BYTES ||
+        ctx->n_deferred >= DEFERRED_MAX)
+        return true;
+    switch (t->type) {
+    case TASK_SET:
+    case TASK_SWITCH:
+    case TASK_FAIL: return false;
+    case TASK_CALL_INTEGRATION: return !call_runs_inline(&t->u.call);
+    default: return true; /* it can take time */
+    }
 }
 
 static void interpret(run_ctx_t *ctx, run_result_t *res)
@@ -373,7 +434,7 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
         const task_t *t = &def->tasks[pc];
         last_task = t->id;
         if (!ctx->announced && must_announce(ctx, t))
-            announce(ctx);
+            run_announce(ctx);
         int seq = ctx->step_seq++;
         int64_t started_at = clock_now_ms(), t0 = clock_mono_ms();
         outcome_t o;
@@ -484,18 +545,12 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
         ctx.live = live_register(eng, rec->id);
     }
     /* A claimed run's record says running already (its claim wrote it), as does that of a
-     * root whose caller wrote it before handing out its id: announcing it again would only
-     * dump and queue the same record once more. */
-    bool written = rec->status == RUN_RUNNING;
+     * root whose caller wrote it before handing out its id. Any other run is written when it
+     * first must be (run_announce). */
+    ctx.announced = rec->status == RUN_RUNNING;
     rec->status = RUN_RUNNING;
     if (!rec->started_at)
         rec->started_at = clock_now_ms();
-    if (!parent) {
-        if (written)
-            ctx.announced = true;
-        else
-            announce(&ctx);
-    }
     metrics_run_started(rec->integration);
 
     run_result_t res = {RUN_FAILED, NULL, NULL, 0};
@@ -519,7 +574,9 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     rec->output = json_incref(res.output);
     rec->error = json_incref(res.error);
     rec->finished_at = clock_now_ms();
-    res.ticket = store_run_put(eng->store, rec);
+    bool defer = parent && !parent->announced;
+    if (!defer)
+        res.ticket = put_with_deferred(&ctx, rec);
     metrics_run_finished(rec->integration, run_status_name(rec->status),
                          rec->finished_at - rec->started_at);
     if (eng->cfg.log_runs)
@@ -535,6 +592,10 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     json_decref(ctx.vars);
     if (record)
         *record = run_rec_to_json(rec);
-    run_rec_free(rec);
+    if (defer)
+        defer_to_parent(parent, &ctx, rec);
+    else
+        run_rec_free(rec);
+    free(ctx.deferred);
     *out = res;
 }
