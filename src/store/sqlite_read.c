@@ -270,8 +270,13 @@ int sq_run_steps(store_backend_t *be, const char *run_id, step_rec_t ***out, int
     return 0;
 }
 
-static const char SQL_STEP_CHILDREN[] =
-    "SELECT id FROM runs WHERE parent_id=?1 AND parent_step=?2 ORDER BY id LIMIT ?3";
+/* A run's children are found through runs_tree (root_id, parent_id, parent_step): by the
+ * parent's root first, read from the parent's own row. So only the children of a parent
+ * still in history are found. */
+#define SAME_ROOT_AS(param) "root_id=(SELECT root_id FROM runs WHERE id=" param ")"
+
+static const char SQL_STEP_CHILDREN[] = "SELECT id FROM runs WHERE " SAME_ROOT_AS(
+    "?1") " AND parent_id=?1 AND parent_step=?2 ORDER BY id LIMIT ?3";
 
 /* Ids of the runs started by step SEQ of PARENT_ID, oldest first, at most LIMIT (<= 0: all):
  * an owned array of strings. */
@@ -307,7 +312,7 @@ int sq_runs_list(store_backend_t *be, const run_filter_t *f, run_rec_t ***out, i
     if (f->root_id)
         buf_puts(&sql, " AND root_id=?3");
     if (f->parent_id)
-        buf_puts(&sql, " AND parent_id=?4");
+        buf_puts(&sql, " AND " SAME_ROOT_AS("?4") " AND parent_id=?4");
     if (f->since > 0) {
         /* A minute of slack: an id's time may run ahead of created_at by a little. */
         sq_id_floor(f->since - 60000, floor_id);
@@ -363,7 +368,7 @@ out:
 }
 
 static const char SQL_CHILDREN[] =
-    "SELECT " SQ_RUN_COLS " FROM runs WHERE parent_id=?1 ORDER BY id";
+    "SELECT " SQ_RUN_COLS " FROM runs WHERE " SAME_ROOT_AS("?1") " AND parent_id=?1 ORDER BY id";
 
 /* Children of PARENT_ID, oldest first: *OUT an owned array of *N owned records. */
 int sq_run_children(store_backend_t *be, const char *parent_id, run_rec_t ***out, int *n,
@@ -380,9 +385,9 @@ int sq_run_children(store_backend_t *be, const char *parent_id, run_rec_t ***out
     return rc;
 }
 
-/* Read from runs_root alone, never the table: a fan-out's tree of many thousand runs is
- * counted when its runs are drained (a partial runs_root that left the root's own children to
- * runs_parent made this read every child's row, and halved the drain rate). */
+/* Read from runs_tree alone, never the table: a fan-out's tree of many thousand runs is
+ * counted when its runs are drained (an index that left a root's own children out made this
+ * read every child's row, and halved the drain rate). */
 static const char SQL_ROOT_COUNT[] = "SELECT count(*) FROM runs WHERE root_id=?1";
 
 /* Runs in ROOT_ID's tree, the root included. */

@@ -246,6 +246,24 @@ static char *table_sql(const char *dir, const char *name)
     return sql;
 }
 
+/* Whether the schema of the database in DIR has an object (table, index) called NAME. */
+static bool has_object(const char *dir, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/braid.db", dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE name=?1", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return found;
+}
+
 static void test_store_migrate_from_v1(void **state)
 {
     fx_t *f = *state;
@@ -267,6 +285,13 @@ static void test_store_migrate_from_v1(void **state)
                      " ('0190b0b0-0000-7000-8000-000000000001', 'old', 1, 'succeeded',"
                      " '0190b0b0-0000-7000-8000-000000000001', 0, -1, 0, 0, 1, '{\"a\":1}',"
                      " 5, 5, 6, 7, 0, 1);"
+                     "INSERT INTO runs(id, integration, version, status, parent_id, root_id, depth,"
+                     " parent_step, sync_child, detached, retry_on_interrupt, input, created_at,"
+                     " scheduled_at, started_at, finished_at, deadline_at, attempt) VALUES"
+                     " ('0190b0b0-0000-7000-8000-000000000002', 'old-child', 1, 'succeeded',"
+                     " '0190b0b0-0000-7000-8000-000000000001',"
+                     " '0190b0b0-0000-7000-8000-000000000001', 1, 0, 1, 0, 1, '{}',"
+                     " 6, 6, 6, 6, 0, 1);"
                      "INSERT INTO steps(run_id, attempt, seq, task_id, type, status, task_attempt,"
                      " started_at, duration_ms, result) VALUES"
                      " ('0190b0b0-0000-7000-8000-000000000001', 1, 0, 't', 'set', 'succeeded', 1,"
@@ -293,6 +318,23 @@ static void test_store_migrate_from_v1(void **state)
     assert_int_equal(json_array_size(steps[0]->result), 2);
     step_rec_free(steps[0]);
     free(steps);
+    /* The old child is found through the index that replaced runs_parent and runs_root. */
+    run_rec_t **kids = NULL;
+    assert_int_equal(store_run_children(st, "0190b0b0-0000-7000-8000-000000000001", &kids, &n,
+                                        NULL),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(kids[0]->integration, "old-child");
+    run_recs_free(kids, n);
+    json_t *ids = NULL;
+    assert_int_equal(
+        store_step_children(st, "0190b0b0-0000-7000-8000-000000000001", 0, 10, &ids, NULL), 0);
+    assert_int_equal(json_array_size(ids), 1);
+    json_decref(ids);
+    int64_t count = 0;
+    assert_int_equal(store_root_count(st, "0190b0b0-0000-7000-8000-000000000001", &count, NULL),
+                     0);
+    assert_int_equal(count, 2);
     /* New writes land, replacing old rows too. */
     run_rec_t *r = mk_run("new", RUN_RUNNING, NULL, 10);
     put_and_flush(st, r);
@@ -323,6 +365,11 @@ static void test_store_migrate_from_v1(void **state)
     assert_non_null(strstr(stepsql, "PRIMARY KEY (run_id, attempt, seq)) WITHOUT ROWID"));
     free(runs);
     free(stepsql);
+    char *tree = table_sql(dir, "runs_tree");
+    assert_non_null(strstr(tree, "runs(root_id, parent_id, parent_step)"));
+    free(tree);
+    assert_false(has_object(dir, "runs_parent"));
+    assert_false(has_object(dir, "runs_root"));
     /* A new database gets the same tables. */
     runs = table_sql(f->dir, "runs");
     assert_null(strstr(runs, "NOT NULL"));
@@ -743,6 +790,7 @@ static void test_store_run_put_again(void **state)
     r->trigger_info = json_pack("{s:s}", "token", "ops");
     r->idempotency_key = xstrdup("k");
     r->parent_step = 3;
+    put_and_flush(f->st, root); /* history holds a run's parent before the run */
     put_and_flush(f->st, r);
     run_rec_t **runs = NULL;
     int n = 0;

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 /* The schema version (user_version) this build's store writes: migrations end here. */
-#define STORE_SCHEMA_NOW 6
+#define STORE_SCHEMA_NOW 7
 
 /* A store in a directory of its own. */
 typedef struct store_fx {
