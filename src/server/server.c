@@ -226,14 +226,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     double ms = (double)(clock_now_us() - req->start_us) / 1000.0;
     const char *route = req->route ? req->route->pattern : "unknown";
     metrics_http_end(route, status, ms / 1000.0);
-    json_t *f = json_pack("{s:s, s:s, s:s, s:i, s:f}", "method", req->method, "path",
-                          req->path ? req->path : req->raw_path, "route", route, "status", status,
-                          "duration_ms", ms);
-    if (req->run_id[0])
-        json_object_set_new(f, "run_id", json_string(req->run_id));
-    if (req->has_token)
-        json_object_set_new(f, "token_id", json_string(req->token.id));
-    log_event(LOG_INFO, "request", f);
+    log_line_t line;
+    if (log_begin(&line, LOG_INFO, "request")) {
+        log_put_str(&line, "method", req->method);
+        log_put_str(&line, "path", req->path ? req->path : req->raw_path);
+        log_put_str(&line, "route", route);
+        log_put_int(&line, "status", status);
+        log_put_real(&line, "duration_ms", ms);
+        if (req->run_id[0])
+            log_put_str(&line, "run_id", req->run_id);
+        if (req->has_token)
+            log_put_str(&line, "token_id", req->token.id);
+        log_end(&line);
+    }
     if (req->response)
         MHD_destroy_response(req->response);
     json_decref(req->token.scopes);

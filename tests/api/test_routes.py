@@ -1,4 +1,5 @@
 """Every route of SPEC §9 and each status it documents, with the shapes of its answers."""
+import json
 import os
 import stat
 import time
@@ -330,3 +331,30 @@ def test_error_bodies_are_json_objects(server):
 
 def test_ctx_doc_publishes(server):
     server.publish(ctx_doc(), nop_doc(), slow_doc())
+
+
+def test_each_request_leaves_one_log_line(server):
+    """One JSON line per answered request: method, path, route, status, duration, the run it
+    started and the token that asked (its id, never its secret)."""
+    server.publish(integration("log/echo", [set_task("s", {"y": 1})]))
+    rec = server.execute("log/echo", {}).json()
+    assert server.get("/runs/not-a-run").status == 404
+    deadline = time.time() + 10
+    lines = []
+    while time.time() < deadline:
+        lines = [json.loads(x) for x in server.stderr().splitlines() if x.startswith("{")]
+        lines = [x for x in lines if x.get("msg") == "request"]
+        if any(x["path"] == "/runs/not-a-run" for x in lines):
+            break
+        time.sleep(0.05)
+    execute = [x for x in lines if x["path"] == "/integrations/execute/log/echo"]
+    assert len(execute) == 1, lines
+    line = execute[0]
+    assert list(line)[:3] == ["ts", "level", "msg"] and line["level"] == "info"
+    assert line["method"] == "POST" and line["status"] == 200
+    assert line["route"] == "/integrations/execute/{name}"
+    assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] >= 0
+    assert line["run_id"] == rec["id"]
+    assert line["token_id"].startswith("t_") and server.admin not in json.dumps(line)
+    missing = [x for x in lines if x["path"] == "/runs/not-a-run"]
+    assert len(missing) == 1 and missing[0]["status"] == 404 and "run_id" not in missing[0]
