@@ -21,7 +21,7 @@
 static const char ANSWER[] = "{\"y\": 2}";
 
 /* The same limits braid's server_config_defaults() sets. */
-enum { MEMORY_LIMIT = 64 << 10, CONN_TIMEOUT_S = 30, PER_IP_LIMIT = 64 };
+enum { MEMORY_LIMIT = 16 << 10, CONN_TIMEOUT_S = 30, PER_IP_LIMIT = 64 };
 
 /* Per request: nothing to keep but "seen the head"; the body is read and dropped. Every
  * request is answered from a response made for it, as braid makes one per request. */

@@ -34,8 +34,9 @@ int cmd_serve(int argc, char **argv)
     cli_engine_flags_init(&ef, &cfg);
     const char *listen = scfg.listen;
     long long workers = cfg.workers, http_threads = scfg.workers, max_body = (long long)scfg.max_body,
-              grace_ms = scfg.grace_ms, max_inflight = scfg.max_inflight;
-    cli_opt_t opts[7 + CLI_ENGINE_FLAGS] = { /* its rows, the engine flags, the end */
+              max_header = (long long)scfg.max_header, grace_ms = scfg.grace_ms,
+              max_inflight = scfg.max_inflight;
+    cli_opt_t opts[8 + CLI_ENGINE_FLAGS] = { /* its rows, the engine flags, the end */
         {"--listen", OPT_STRING, &listen, "HOST:PORT", "address to listen on (127.0.0.1:8080)", 0,
          0},
         {"--workers", OPT_INT, &workers, "N", "threads running async runs (default 4)", 1, 256},
@@ -43,12 +44,14 @@ int cmd_serve(int argc, char **argv)
          256},
         {"--max-body", OPT_INT, &max_body, "BYTES", "largest request body (default 10 MiB)", 1,
          1LL << 32},
+        {"--max-header-bytes", OPT_INT, &max_header, "BYTES",
+         "memory for a request's line and headers (default 16 KiB)", 4096, 1LL << 20},
         {"--max-inflight", OPT_INT, &max_inflight, "N",
          "executions running at once before 429 (default 256)", 1, 100000},
         {"--grace-ms", OPT_INT, &grace_ms, "N", "shutdown grace period (default 30000)", 0,
          3600000},
     };
-    cli_engine_flags_opts(&ef, opts + 6);
+    cli_engine_flags_opts(&ef, opts + 7);
     cli_global_t g = {0};
     json_t *args = NULL;
     int rc = cli_parse(&serve_cmd, opts, argc, argv, &g, &args);
@@ -62,6 +65,7 @@ int cmd_serve(int argc, char **argv)
     scfg.listen = listen;
     scfg.workers = (int)http_threads;
     scfg.max_body = (size_t)max_body;
+    scfg.max_header = (size_t)max_header;
     scfg.max_inflight = (int)max_inflight;
     scfg.grace_ms = grace_ms;
     scfg.data_dir = g.data;

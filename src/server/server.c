@@ -32,7 +32,10 @@ void server_config_defaults(server_config_t *cfg)
     cfg->listen = "127.0.0.1:8080";
     cfg->workers = 2;
     cfg->max_body = 10u << 20;
-    cfg->max_header = 64u << 10;
+    /* libmicrohttpd zeroes a connection's whole memory after each request: at 64 KiB that was
+     * 7% of the server's CPU under load. 16 KiB holds a head of up to ~15.5 KB (Node.js
+     * admits 16 KiB by default); --max-header-bytes raises it. */
+    cfg->max_header = 16u << 10;
     cfg->conn_timeout_s = 30;
     cfg->per_ip_limit = 64;
     cfg->max_inflight = 256;

@@ -18,7 +18,7 @@ typedef struct server_config {
     const char *listen;     /* "host:port"; default "127.0.0.1:8080"; port 0 = any free port */
     int workers;            /* libmicrohttpd thread pool size; default 2 */
     size_t max_body;        /* request body bytes; default 10 MiB (413 past it) */
-    size_t max_header;      /* memory per connection for the request head; default 64 KiB */
+    size_t max_header;      /* memory per connection for the request head; default 16 KiB */
     int conn_timeout_s;     /* idle connections are closed after this; default 30 */
     int per_ip_limit;       /* connections from one address; default 64 */
     int max_inflight;       /* executions being run by the executor at once; default 256 */

@@ -113,6 +113,22 @@ def test_huge_header(srv):
     srv.healthy()
 
 
+def test_header_limit_is_a_setting(make_server):
+    """--max-header-bytes (default 16 KiB) bounds a request's line and headers: a head just
+    under it is read, one over it gets 431, and a larger setting admits it."""
+    small = make_server(name="small")
+    assert small.get("/healthz", token=None, headers={"X-Big": "a" * 15000},
+                     fresh=True).status == 200
+    assert small.get("/healthz", token=None, headers={"X-Big": "a" * 17000},
+                     fresh=True).status == 431
+    small.healthy()
+    large = make_server(["--max-header-bytes", "65536"], name="large")
+    assert large.get("/healthz", token=None, headers={"X-Big": "a" * 40000},
+                     fresh=True).status == 200
+    r = large.execute("nope", {}, headers={"X-Big": "a" * 40000})
+    assert r.status == 404 and error_of(r)["code"] == "not_found"
+
+
 def test_huge_url(srv):
     r = srv.get("/runs?integration=" + "a" * 200000, fresh=True)
     assert r.status in (413, 414, 431), r
