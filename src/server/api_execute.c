@@ -209,18 +209,23 @@ static void run_job(void *arg)
     job_unref(j);
 }
 
-/* The run's record is durable: the answer left on REQ may go out now. The store's writer
- * thread, right after the commit (or the handler itself, when the commit came first). */
+/* The commit of the run's record ended with RC/ERR: the answer left on REQ stands, or, when
+ * the record was lost, an error takes its place (the run must not be reported as done). */
+static void settle_answer(request_t *req, int rc, const err_t *err)
+{
+    if (rc < 0) {
+        MHD_destroy_response(req->response);
+        req->response = http_error_response(err, &req->status);
+    }
+}
+
+/* The run's record is durable: the answer left on REQ may go out now. The thread that
+ * committed it, right after the commit (or the handler itself, when the commit came first). */
 static void answer_when_committed(void *arg, int rc, const err_t *err)
 {
     request_t *req = arg;
-    struct MHD_Response *resp = req->response;
-    int status = req->status;
-    if (rc < 0) { /* the record was lost: the run must not be reported as done */
-        MHD_destroy_response(resp);
-        resp = http_error_response(err, &status);
-    }
-    http_resume_with(req, status, resp);
+    settle_answer(req, rc, err);
+    http_resume_with(req, req->status, req->response);
 }
 
 /* Run X here, on the libmicrohttpd thread, for an execution that only computes (or only
@@ -245,6 +250,16 @@ static void execute_here(request_t *req, exec_request_t *x)
     err_clear(&err);
     if (rc < 0 || ticket == 0)
         return; /* the request loop answers at once */
+    /* At low load this thread commits the record itself and answers at once: no hand-off to
+     * the store's thread and back. Else the store's thread resumes the connection. */
+    int crc = 0;
+    err_t cerr = {0};
+    bool done = store_try_commit(req->srv->st, ticket, &crc, &cerr);
+    if (done)
+        settle_answer(req, crc, &cerr);
+    err_clear(&cerr);
+    if (done)
+        return;
     http_suspend(req);
     store_on_commit(req->srv->st, ticket, answer_when_committed, req);
 }

@@ -290,6 +290,12 @@ void store_on_commit(store_t *st, uint64_t ticket, store_commit_fn fn, void *arg
     writer_notify(st->w, ticket, fn, arg);
 }
 
+/* See store.h. */
+bool store_try_commit(store_t *st, uint64_t ticket, int *rc, err_t *err)
+{
+    return writer_try_commit(st->w, ticket, rc, err);
+}
+
 /* Transactions the writer has committed. Any thread. */
 uint64_t store_commit_count(store_t *st)
 {

@@ -169,8 +169,14 @@ int store_flush(store_t *st, err_t *err);
 typedef void (*store_commit_fn)(void *arg, int rc, const err_t *err);
 /* Call FN(ARG, ...) once every write up to TICKET is committed, instead of waiting for it: at
  * once on this thread when it already is, else on the store's writer thread right after the
- * commit. FN must be quick and must not call the store. Any thread. */
+ * commit (which may be another caller's thread). FN must be quick and must not call the
+ * store. Any thread. */
 void store_on_commit(store_t *st, uint64_t ticket, store_commit_fn fn, void *arg);
+/* Make TICKET durable without waiting for another thread, when that can be done: true when
+ * it is committed already or this thread could commit it (nobody else committing, few writes
+ * pending), with *RC 0 or the commit's error; false when it must be waited for (store_wait,
+ * store_on_commit). Blocks for the commit itself. Any thread but a store_on_commit callback. */
+bool store_try_commit(store_t *st, uint64_t ticket, int *rc, err_t *err);
 /* Commits made so far (for benchmarks: commits per run). */
 uint64_t store_commit_count(store_t *st);
 

@@ -241,6 +241,10 @@ int writer_exec(writer_t *w, store_op_t *op, err_t *err);
 int writer_wait(writer_t *w, uint64_t ticket, err_t *err);
 int writer_flush(writer_t *w, err_t *err);
 void writer_notify(writer_t *w, uint64_t ticket, store_commit_fn fn, void *arg);
+/* When TICKET has settled, or nobody commits now and few writes are pending (then this
+ * thread commits them): true, with *RC 0 or the error of TICKET's batch. Else false, and the
+ * caller waits as usual (writer_wait, writer_notify). Not from a notice callback. */
+bool writer_try_commit(writer_t *w, uint64_t ticket, int *rc, err_t *err);
 uint64_t writer_commit_count(const writer_t *w);
 
 /* ---- record helpers (records.c) -------------------------------------------------------------- */

@@ -6,6 +6,11 @@
  * order in one transaction and marks every ticket up to the batch's last as settled, so
  * "ticket T is durable" is simply "settled >= T and T's batch did not fail". Backend-neutral:
  * it sees the backend only through store_backend_ops_t.
+ *
+ * A caller about to wait for its ticket while no batch is being committed and few writes are
+ * pending commits them itself, on its own thread (writer_try_commit, writer_wait): at low load
+ * this spares two hand-offs between threads, each ~40 µs on a virtual machine's idle core,
+ * from every durable answer. `busy` makes sure one thread at a time commits.
  */
 #include "store/store_internal.h"
 
@@ -24,6 +29,9 @@
 #define BATCH_GO 1024
 /* Producers wait (back-pressure) while this many items are pending. */
 #define PENDING_MAX (16 * 1024)
+/* A waiting caller commits the pending writes itself only while at most this many are
+ * pending: past it the load is high enough for the thread to be busy anyway. */
+#define HERE_MAX 64
 /* Failed batches remembered, so a waiter on an old ticket still learns of its failure. */
 #define FAIL_RING 16
 
@@ -120,6 +128,7 @@ struct writer {
     uint64_t urgent;  /* tickets <= urgent skip the window (flushes and ops) */
     bool idle;        /* the thread sleeps with nothing pending */
     bool windowing;   /* the thread waits out the window */
+    bool busy;        /* a batch is being committed, by the thread or by a caller */
     bool stopping;
     int space_waiters;
     failure_t fails[FAIL_RING];
@@ -127,7 +136,7 @@ struct writer {
     noticevec_t notices; /* callbacks for tickets not settled yet */
     bool notifying;      /* the writer is calling settled tickets' callbacks (outside mu) */
 
-    /* The writer thread's own. */
+    /* The committing thread's own: the writer thread's, or a caller's while it is busy. */
     noticevec_t firing; /* the callbacks notify_settled is calling */
     itemvec_t active;
     arena_t active_arena;
@@ -492,6 +501,9 @@ uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
     return ticket;
 }
 
+static void run_batch(writer_t *w);
+static bool may_commit_here(const writer_t *w);
+
 /* Result for a settled TICKET: 0, or the failure of the batch that held it. Under mu. */
 static int ticket_result(writer_t *w, uint64_t ticket, err_t *err)
 {
@@ -533,7 +545,8 @@ int writer_exec(writer_t *w, store_op_t *op, err_t *err)
 }
 
 /* Block until every write up to TICKET is committed: 0, or the error of the batch that held
- * TICKET. Ticket 0 returns at once. Any thread but the writer's.
+ * TICKET. Ticket 0 returns at once. Any thread but the writer's; not from a notice callback.
+ * At low load the caller commits the pending writes itself (run_batch).
  * Somebody waiting is reason enough to commit: the window exists to gather writes nobody waits
  * for. Writes that arrive while this commit's fsync runs still share the next one, so
  * concurrent waiters keep committing in groups. */
@@ -544,6 +557,8 @@ int writer_wait(writer_t *w, uint64_t ticket, err_t *err)
     pthread_mutex_lock(&w->mu);
     if (ticket > w->issued)
         ticket = w->issued;
+    if (w->settled < ticket && may_commit_here(w))
+        run_batch(w); /* takes every pending write, TICKET's too */
     if (w->settled < ticket) {
         if (ticket > w->urgent)
             w->urgent = ticket;
@@ -584,6 +599,21 @@ void writer_notify(writer_t *w, uint64_t ticket, store_commit_fn fn, void *arg)
         pthread_cond_signal(&w->work_cv);
     }
     pthread_mutex_unlock(&w->mu);
+}
+
+/* See store_internal.h. */
+bool writer_try_commit(writer_t *w, uint64_t ticket, int *rc, err_t *err)
+{
+    pthread_mutex_lock(&w->mu);
+    if (ticket > w->issued)
+        ticket = w->issued;
+    if (w->settled < ticket && may_commit_here(w))
+        run_batch(w);
+    bool settled = w->settled >= ticket;
+    if (settled)
+        *rc = ticket_result(w, ticket, err);
+    pthread_mutex_unlock(&w->mu);
+    return settled;
 }
 
 /* Commit everything enqueued so far without waiting out the window, and wait for it. Returns
@@ -781,29 +811,35 @@ static void finish_batch(writer_t *w, int rc, const err_t *err)
     arena_reset(&w->active_arena);
 }
 
-/* Wait for work, then, unless the batch is urgent or large, for company until the oldest
- * pending item is window_us old. Under mu; returns false when stopped with nothing left. */
+/* Wait for work nobody else is committing, then, unless the batch is urgent or large, for
+ * company until the oldest pending item is window_us old. Under mu; returns false when
+ * stopped with nothing left. A caller may take the pending writes meanwhile (commit_here):
+ * then the wait starts over. */
 static bool wait_for_batch(writer_t *w)
 {
-    while (w->pending.n == 0 && !w->stopping) {
-        w->idle = true;
-        pthread_cond_wait(&w->work_cv, &w->mu);
-        w->idle = false;
+    for (;;) {
+        while ((w->pending.n == 0 || w->busy) && !w->stopping) {
+            w->idle = true;
+            pthread_cond_wait(&w->work_cv, &w->mu);
+            w->idle = false;
+        }
+        while (w->busy) /* stopping: a caller's commit ends first */
+            pthread_cond_wait(&w->done_cv, &w->mu);
+        if (w->pending.n == 0)
+            return false;
+        int64_t deadline = w->first_us + w->window_us;
+        while (w->window_us > 0 && !w->stopping && w->pending.n < BATCH_GO &&
+               w->urgent <= w->settled && !w->busy) {
+            if (mono_us() >= deadline)
+                break;
+            struct timespec ts = {(time_t)(deadline / 1000000), (long)(deadline % 1000000) * 1000};
+            w->windowing = true;
+            pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
+            w->windowing = false;
+        }
+        if (!w->busy && w->pending.n > 0)
+            return true;
     }
-    if (w->pending.n == 0)
-        return false;
-    if (w->window_us <= 0)
-        return true;
-    int64_t deadline = w->first_us + w->window_us;
-    while (!w->stopping && w->pending.n < BATCH_GO && w->urgent <= w->settled) {
-        if (mono_us() >= deadline)
-            break;
-        struct timespec ts = {(time_t)(deadline / 1000000), (long)(deadline % 1000000) * 1000};
-        w->windowing = true;
-        pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
-        w->windowing = false;
-    }
-    return true;
 }
 
 /* Call the callbacks of every ticket the batch just settled with its result RC/ERR. Under mu,
@@ -829,44 +865,62 @@ static void notify_settled(writer_t *w, int rc, const err_t *err)
     w->notifying = false;
 }
 
+/* Commit everything pending as one batch on this thread, settle its tickets and call their
+ * callbacks. Under mu, which is let go while the batch is applied; busy keeps every other
+ * thread from committing until this one is done. */
+static void run_batch(writer_t *w)
+{
+    itemvec_t t = w->active;
+    w->active = w->pending;
+    w->pending = t;
+    arena_t ta = w->active_arena;
+    w->active_arena = w->pending_arena;
+    w->pending_arena = ta;
+    map_clear(w);
+    uint64_t lo = w->settled + 1, hi = w->issued;
+    w->busy = true;
+    if (w->space_waiters)
+        pthread_cond_broadcast(&w->space_cv);
+    pthread_mutex_unlock(&w->mu);
+
+    err_t err = {0};
+    int rc = apply_batch(w, &err);
+    finish_batch(w, rc, &err);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&w->commits, 1, memory_order_relaxed);
+
+    pthread_mutex_lock(&w->mu);
+    if (rc < 0) {
+        failure_t *f = &w->fails[w->nfails++ % FAIL_RING];
+        f->lo = lo;
+        f->hi = hi;
+        f->code = rc;
+        snprintf(f->msg, sizeof f->msg, "%s", err.msg);
+    }
+    w->settled = hi;
+    if (w->notices.n > 0)
+        notify_settled(w, rc, &err);
+    w->busy = false;
+    pthread_cond_broadcast(&w->done_cv);
+    if (w->pending.n > 0 && w->idle) /* writes that came while a caller committed */
+        pthread_cond_signal(&w->work_cv);
+    err_clear(&err);
+}
+
+/* Whether a caller waiting for TICKET may commit the pending writes itself: nobody commits
+ * now, and few are pending. Under mu; TICKET not settled. */
+static bool may_commit_here(const writer_t *w)
+{
+    return !w->busy && !w->stopping && w->pending.n > 0 && w->pending.n <= HERE_MAX;
+}
+
 static void *writer_main(void *arg)
 {
     writer_t *w = arg;
     pthread_setname_np(pthread_self(), "braid-writer"); /* for top, perf and gdb */
     pthread_mutex_lock(&w->mu);
-    while (wait_for_batch(w)) {
-        itemvec_t t = w->active;
-        w->active = w->pending;
-        w->pending = t;
-        arena_t ta = w->active_arena;
-        w->active_arena = w->pending_arena;
-        w->pending_arena = ta;
-        map_clear(w);
-        uint64_t lo = w->settled + 1, hi = w->issued;
-        if (w->space_waiters)
-            pthread_cond_broadcast(&w->space_cv);
-        pthread_mutex_unlock(&w->mu);
-
-        err_t err = {0};
-        int rc = apply_batch(w, &err);
-        finish_batch(w, rc, &err);
-        if (rc == 0)
-            atomic_fetch_add_explicit(&w->commits, 1, memory_order_relaxed);
-
-        pthread_mutex_lock(&w->mu);
-        if (rc < 0) {
-            failure_t *f = &w->fails[w->nfails++ % FAIL_RING];
-            f->lo = lo;
-            f->hi = hi;
-            f->code = rc;
-            snprintf(f->msg, sizeof f->msg, "%s", err.msg);
-        }
-        w->settled = hi;
-        if (w->notices.n > 0)
-            notify_settled(w, rc, &err);
-        pthread_cond_broadcast(&w->done_cv);
-        err_clear(&err);
-    }
+    while (wait_for_batch(w))
+        run_batch(w);
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }

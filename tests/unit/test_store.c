@@ -1196,6 +1196,44 @@ static void test_store_wal_checkpointed(void **state)
     }
 }
 
+/* A caller that needs its write durable while nobody commits commits it itself, at once,
+ * however long the group-commit window; with many writes pending it leaves them to the
+ * writer thread. */
+static void test_store_try_commit_here(void **state)
+{
+    fx_t *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(open_store(f, 10000), 0); /* the writer thread would wait 10 s */
+    run_rec_t *r = mk_run("here/one", RUN_SUCCEEDED, NULL, 1000);
+    uint64_t commits = store_commit_count(f->st);
+    int64_t t0 = clock_mono_ms();
+    uint64_t ticket = store_run_put(f->st, r);
+    int rc = -1;
+    assert_true(store_try_commit(f->st, ticket, &rc, NULL));
+    assert_int_equal(rc, 0);
+    assert_true(clock_mono_ms() - t0 < 5000);
+    assert_int_equal(store_commit_count(f->st), commits + 1);
+    run_rec_t *got = get_run(f->st, r->id);
+    assert_string_equal(got->integration, "here/one");
+    run_rec_free(got);
+    /* Settled already: true again, nothing more committed. */
+    assert_true(store_try_commit(f->st, ticket, &rc, NULL));
+    assert_int_equal(store_commit_count(f->st), commits + 1);
+    run_rec_free(r);
+
+    /* 100 writes pending: not this caller's to commit; a wait still gets them committed. */
+    for (int i = 0; i < 100; i++) {
+        run_rec_t *m = mk_run("here/many", RUN_SUCCEEDED, NULL, 2000 + i);
+        ticket = store_run_put(f->st, m);
+        run_rec_free(m);
+    }
+    assert_false(store_try_commit(f->st, ticket, &rc, NULL));
+    assert_int_equal(store_wait(f->st, ticket, NULL), 0);
+    assert_true(store_try_commit(f->st, ticket, &rc, NULL));
+    assert_int_equal(rc, 0);
+}
+
 /* Many puts in one batch: the writer hands them to the backend together, which writes them
  * in statements of 64, 32, ... rows; every record must land whole whatever its place. */
 static void test_store_put_batches(void **state)
@@ -2430,6 +2468,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_steps_held_in_the_run_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_claim_takes_kept_values, setup, teardown),
         cmocka_unit_test(test_claim_cache_laps),
+        cmocka_unit_test_setup_teardown(test_store_try_commit_here, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_put_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_commits_survive_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_wal_checkpointed, setup, teardown),
