@@ -373,9 +373,8 @@ static void defer_to_parent(run_ctx_t *parent, run_ctx_t *ctx, run_rec_t *rec)
             xrealloc(parent->deferred, (size_t)parent->cap_deferred * sizeof *parent->deferred);
     }
     parent->deferred[parent->n_deferred++] = rec;
-    memcpy(parent->deferred + parent->n_deferred, ctx->deferred,
-           (size_t)ctx->n_deferred * sizeof *ctx->deferred);
-    parent->n_deferred += ctx->n_deferred;
+    for (int i = 0; i < ctx->n_deferred; i++)
+        parent->deferred[parent->n_deferred++] = ctx->deferred[i];
     ctx->n_deferred = 0;
     if (parent->n_deferred >= DEFERRED_MAX)
         run_announce(parent);
