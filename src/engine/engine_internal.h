@@ -228,6 +228,11 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
                  run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out,
                  json_t **record);
 
+/* The W3C trace id of CTX's outbound requests: one per call tree, found once per run and kept
+ * in CTX->trace_id. A sync child asks its caller; an async child reads its root's record. The
+ * run's own thread, or any once it is set (a parallel fan-out sets it before it starts). */
+const char *run_trace_id(run_ctx_t *ctx);
+
 /* Write CTX's record as running, after those of its sync callers not written yet, and then the
  * records deferred on it. Nothing when it was written already. The run's own thread. */
 void run_announce(run_ctx_t *ctx);

@@ -365,8 +365,12 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
     job.run_ids = xcalloc((size_t)n, UUID_STR_LEN);
     job.tickets = xcalloc((size_t)n, sizeof(uint64_t));
 
-    if (c->for_each && c->parallelism > 1 && n > 1)
+    if (c->for_each && c->parallelism > 1 && n > 1) {
+        /* Children on other threads read what their callers found once and kept: the trace
+         * id is found here, before they start (the run was written already: must_announce). */
+        run_trace_id(ctx);
         fan_out(&job, n, c->parallelism);
+    }
     else
         for (int i = 0; i < n; i++)
             run_element(&job, i);

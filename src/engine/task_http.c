@@ -109,14 +109,13 @@ static void trace_of_root(const run_rec_t *root, char out[33])
     out[j] = '\0';
 }
 
-/* The trace id for CTX's requests: one per call tree, found once per run. A sync child asks
- * its caller; an async child reads its root's record. */
-static const char *trace_id(run_ctx_t *ctx)
+/* See engine_internal.h. */
+const char *run_trace_id(run_ctx_t *ctx)
 {
     if (ctx->trace_id[0])
         return ctx->trace_id;
     if (ctx->parent) {
-        memcpy(ctx->trace_id, trace_id(ctx->parent), 33);
+        memcpy(ctx->trace_id, run_trace_id(ctx->parent), 33);
     } else if (!ctx->rec->parent_id[0]) {
         trace_of_root(ctx->rec, ctx->trace_id);
     } else {
@@ -336,7 +335,7 @@ static void send_request(run_ctx_t *ctx, const task_t *t, int seq, int64_t deadl
     if (!has_header(r, "traceparent")) {
         unsigned char span[8];
         vault_random(span, sizeof span);
-        int n = snprintf(value, sizeof value, "00-%s-", trace_id(ctx));
+        int n = snprintf(value, sizeof value, "00-%s-", run_trace_id(ctx));
         for (int i = 0; i < 8; i++)
             n += snprintf(value + n, sizeof value - (size_t)n, "%02x", span[i]);
         snprintf(value + n, sizeof value - (size_t)n, "-01");
