@@ -319,9 +319,9 @@ static json_t *run_output(run_ctx_t *ctx, json_t **error)
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 /* When a run's record is written. A run nobody has been told of yet (a sync root started
- * here, a sync child) is written only before its first task that can take time: an http
- * task, a script, an await, or a call that does more than run its children one by one on
- * this thread. Until then nobody can see the run, so its steps are held in its record
+ * here, a sync child) is written only before its first task that can take time (an http or
+ * connector task, a script, an await, a call that does more than run its children one by one
+ * on this thread) or before it waits to retry a task. Until then nobody can see the run, so its steps are held in its record
  * (store_run_hold_step) and the final records of its sync children wait with it (deferred):
  * a short root and its short children cost one row each, written at the root's end, in one
  * batch and parents first. A child that must be written first writes its callers first
@@ -331,8 +331,9 @@ static json_t *run_output(run_ctx_t *ctx, json_t **error)
  * are written before they start. A run that was never written and dies with its process
  * simply never existed: its caller got no answer (SPEC §8 commits before answering).
  *
- * A run is written anyway once it holds STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them, or
- * DEFERRED_MAX records of runs below it, so what waits in memory stays of a sane size. */
+ * A run is written anyway once it holds STEPS_HOLD_MAX steps or STEPS_HOLD_BYTES of them
+ * (must_announce), or DEFERRED_MAX records of runs below it (defer_to_parent), so what waits
+ * in memory stays of a sane size. */
 #define STEPS_HOLD_MAX 64
 #define STEPS_HOLD_BYTES (256 * 1024)
 #define DEFERRED_MAX 64
@@ -392,8 +393,7 @@ static bool call_runs_inline(const call_task_t *c)
 /* Whether the run must be written before task T starts. */
 static bool must_announce(const run_ctx_t *ctx, const task_t *t)
 {
-    if (ctx->step_seq >= STEPS_HOLD_MAX || ctx->rec->steps.len >= STEPS_HOLD_BYTES ||
-        ctx->n_deferred >= DEFERRED_MAX)
+    if (ctx->step_seq >= STEPS_HOLD_MAX || ctx->rec->steps.len >= STEPS_HOLD_BYTES)
         return true;
     switch (t->type) {
     case TASK_SET:

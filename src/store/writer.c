@@ -813,8 +813,8 @@ static void finish_batch(writer_t *w, int rc, const err_t *err)
 
 /* Wait for work nobody else is committing, then, unless the batch is urgent or large, for
  * company until the oldest pending item is window_us old. Under mu; returns false when
- * stopped with nothing left. A caller may take the pending writes meanwhile (commit_here):
- * then the wait starts over. */
+ * stopped with nothing left. A waiting caller may take the pending writes meanwhile
+ * (may_commit_here): then the wait starts over. */
 static bool wait_for_batch(writer_t *w)
 {
     for (;;) {
@@ -907,8 +907,8 @@ static void run_batch(writer_t *w)
     err_clear(&err);
 }
 
-/* Whether a caller waiting for TICKET may commit the pending writes itself: nobody commits
- * now, and few are pending. Under mu; TICKET not settled. */
+/* Whether a caller waiting for a ticket not settled yet may commit the pending writes itself:
+ * nobody commits now, and few are pending. Under mu. */
 static bool may_commit_here(const writer_t *w)
 {
     return !w->busy && !w->stopping && w->pending.n > 0 && w->pending.n <= HERE_MAX;
