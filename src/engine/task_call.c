@@ -370,10 +370,10 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
          * id is found here, before they start (the run was written already: must_announce). */
         run_trace_id(ctx);
         fan_out(&job, n, c->parallelism);
-    }
-    else
+    } else {
         for (int i = 0; i < n; i++)
             run_element(&job, i);
+    }
 
     /* Async children were queued without waiting; one wait covers them all. */
     uint64_t last = 0;

@@ -229,11 +229,12 @@ static void answer_when_committed(void *arg, int rc, const err_t *err)
 }
 
 /* Run X here, on the libmicrohttpd thread, for an execution that only computes (or only
- * enqueues): no hand-off to an executor thread and back. Nothing here waits: the answer is
- * left on REQ and, unless the run's record is already committed, the connection is suspended
- * until the store's writer commits it and resumes the connection itself (SPEC §8: committed
- * before answered). Meanwhile this thread serves its other connections, and one commit
- * answers every execution it holds. */
+ * enqueues): no hand-off to an executor thread and back. The answer is left on REQ and goes
+ * out once the run's record is committed (SPEC §8: committed before answered). When nobody
+ * else is committing and few writes wait (low load), this thread commits it itself and the
+ * answer goes at once; else the connection is suspended until the store's writer commits it
+ * and resumes the connection itself. Meanwhile this thread serves its other connections, and
+ * one commit answers every execution it holds. */
 static void execute_here(request_t *req, exec_request_t *x)
 {
     uint64_t ticket = 0;
