@@ -129,6 +129,7 @@ struct writer {
     bool idle;        /* the thread sleeps with nothing pending */
     bool windowing;   /* the thread waits out the window */
     bool busy;        /* a batch is being committed, by the thread or by a caller */
+    size_t pending_ops; /* ops among pending: a batch with one is the thread's to commit */
     bool stopping;
     int space_waiters;
     failure_t fails[FAIL_RING];
@@ -530,6 +531,7 @@ int writer_exec(writer_t *w, store_op_t *op, err_t *err)
     }
     uint64_t ticket = ++w->issued;
     vec_push(&w->pending, (item_t){.kind = ITEM_OP, .u.req = &req});
+    w->pending_ops++;
     map_clear(w); /* puts after an op must not be folded into puts before it */
     after_enqueue(w, true);
     while (w->settled < ticket)
@@ -877,6 +879,7 @@ static void run_batch(writer_t *w)
     w->active_arena = w->pending_arena;
     w->pending_arena = ta;
     map_clear(w);
+    w->pending_ops = 0;
     uint64_t lo = w->settled + 1, hi = w->issued;
     w->busy = true;
     if (w->space_waiters)
@@ -908,10 +911,12 @@ static void run_batch(writer_t *w)
 }
 
 /* Whether a caller waiting for a ticket not settled yet may commit the pending writes itself:
- * nobody commits now, and few are pending. Under mu. */
+ * nobody commits now, few are pending, and no op among them (a purge or a claim may take a
+ * while, and belongs on the writer thread). Under mu. */
 static bool may_commit_here(const writer_t *w)
 {
-    return !w->busy && !w->stopping && w->pending.n > 0 && w->pending.n <= HERE_MAX;
+    return !w->busy && !w->stopping && w->pending.n > 0 && w->pending.n <= HERE_MAX &&
+           w->pending_ops == 0;
 }
 
 static void *writer_main(void *arg)
