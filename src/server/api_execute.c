@@ -255,12 +255,11 @@ static void execute_here(request_t *req, exec_request_t *x)
      * the store's thread and back. Else the store's thread resumes the connection. */
     int crc = 0;
     err_t cerr = {0};
-    bool done = store_try_commit(req->srv->st, ticket, &crc, &cerr);
-    if (done)
+    if (store_try_commit(req->srv->st, ticket, &crc, &cerr)) {
         settle_answer(req, crc, &cerr);
-    err_clear(&cerr);
-    if (done)
+        err_clear(&cerr);
         return;
+    }
     http_suspend(req);
     store_on_commit(req->srv->st, ticket, answer_when_committed, req);
 }

@@ -1129,7 +1129,7 @@ static int op_recover(store_backend_t *be, store_op_t *op, err_t *err)
  * root's id, so each level is read from runs_tree (root_id, parent_id, parent_step). */
 #define DESCENDANTS                                                                                \
     "WITH RECURSIVE d(id, root) AS (SELECT id, root_id FROM runs"                                  \
-    " WHERE root_id=(SELECT root_id FROM runs WHERE id=?1) AND parent_id=?1 AND detached=0"       \
+    " WHERE " SAME_ROOT_AS("?1") " AND parent_id=?1 AND detached=0"                                \
     " UNION SELECT r.id, r.root_id FROM d JOIN runs r ON r.root_id=d.root AND r.parent_id=d.id"   \
     " WHERE r.detached=0) "
 

@@ -68,6 +68,11 @@ struct store_backend {
     int gate_fd;             /* PATH-engine-gate, held only while announcing */
 };
 
+/* SQL: the run's root_id is that of the run whose id is PARAM. A run's children are found
+ * through runs_tree (root_id, parent_id, parent_step) by their parent's root first, read from
+ * the parent's own row; so only the children of a parent still in history are found. */
+#define SAME_ROOT_AS(param) "root_id=(SELECT root_id FROM runs WHERE id=" param ")"
+
 /* The columns sq_row_run reads, in order. */
 #define SQ_RUN_COLS                                                                                \
     "id, integration, version, status, trigger_type, trigger_info, parent_id, root_id, depth, "    \

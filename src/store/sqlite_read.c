@@ -270,13 +270,8 @@ int sq_run_steps(store_backend_t *be, const char *run_id, step_rec_t ***out, int
     return 0;
 }
 
-/* A run's children are found through runs_tree (root_id, parent_id, parent_step): by the
- * parent's root first, read from the parent's own row. So only the children of a parent
- * still in history are found. */
-#define SAME_ROOT_AS(param) "root_id=(SELECT root_id FROM runs WHERE id=" param ")"
-
-static const char SQL_STEP_CHILDREN[] = "SELECT id FROM runs WHERE " SAME_ROOT_AS(
-    "?1") " AND parent_id=?1 AND parent_step=?2 ORDER BY id LIMIT ?3";
+static const char SQL_STEP_CHILDREN[] = "SELECT id FROM runs WHERE " SAME_ROOT_AS("?1")
+    " AND parent_id=?1 AND parent_step=?2 ORDER BY id LIMIT ?3";
 
 /* Ids of the runs started by step SEQ of PARENT_ID, oldest first, at most LIMIT (<= 0: all):
  * an owned array of strings. */

@@ -505,6 +505,18 @@ uint64_t writer_put_step(writer_t *w, const step_rec_t *s)
 static void run_batch(writer_t *w);
 static bool may_commit_here(const writer_t *w);
 
+/* TICKET, clamped to the last ticket issued; when it has not settled and this caller may
+ * commit (may_commit_here), every pending write, TICKET's too, is committed here first. Under
+ * mu. */
+static uint64_t commit_here_if_free(writer_t *w, uint64_t ticket)
+{
+    if (ticket > w->issued)
+        ticket = w->issued;
+    if (w->settled < ticket && may_commit_here(w))
+        run_batch(w);
+    return ticket;
+}
+
 /* Result for a settled TICKET: 0, or the failure of the batch that held it. Under mu. */
 static int ticket_result(writer_t *w, uint64_t ticket, err_t *err)
 {
@@ -557,10 +569,7 @@ int writer_wait(writer_t *w, uint64_t ticket, err_t *err)
     if (ticket == 0)
         return 0;
     pthread_mutex_lock(&w->mu);
-    if (ticket > w->issued)
-        ticket = w->issued;
-    if (w->settled < ticket && may_commit_here(w))
-        run_batch(w); /* takes every pending write, TICKET's too */
+    ticket = commit_here_if_free(w, ticket);
     if (w->settled < ticket) {
         if (ticket > w->urgent)
             w->urgent = ticket;
@@ -607,10 +616,7 @@ void writer_notify(writer_t *w, uint64_t ticket, store_commit_fn fn, void *arg)
 bool writer_try_commit(writer_t *w, uint64_t ticket, int *rc, err_t *err)
 {
     pthread_mutex_lock(&w->mu);
-    if (ticket > w->issued)
-        ticket = w->issued;
-    if (w->settled < ticket && may_commit_here(w))
-        run_batch(w);
+    ticket = commit_here_if_free(w, ticket);
     bool settled = w->settled >= ticket;
     if (settled)
         *rc = ticket_result(w, ticket, err);
