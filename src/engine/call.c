@@ -9,6 +9,7 @@
 #include "engine/engine_internal.h"
 
 #include "core/clock.h"
+#include "core/fiber.h"
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
@@ -20,15 +21,17 @@
 #define STACK_RESERVE (256 * 1024) /* bytes of stack a sync call must leave free */
 
 /* The lowest usable address of this thread's stack, found once per thread. */
-static _Thread_local char *stack_low;
+static _Thread_local char *thread_stack_low;
 
-/* Whether this thread has room for one more sync call level. A sync call recurses on the
- * caller's stack, and max_call_depth bounds the chain, but threads differ in stack size (the
- * main thread, workers, a server's threads): this makes overflow impossible on any of them. */
+/* Whether the running stack has room for one more sync call level. A sync call recurses on
+ * the caller's stack, and max_call_depth bounds the chain, but stacks differ in size (the main
+ * thread, workers, a server's threads, a fiber of the outbound loop): this makes overflow
+ * impossible on any of them. */
 static bool stack_has_room(void)
 {
     char here;
-    if (!stack_low) {
+    char *low = fiber_stack_low();
+    if (!low && !thread_stack_low) {
         pthread_attr_t attr;
         void *addr = NULL;
         size_t size = 0;
@@ -36,11 +39,13 @@ static bool stack_has_room(void)
             return true;
         pthread_attr_getstack(&attr, &addr, &size);
         pthread_attr_destroy(&attr);
-        stack_low = addr;
-        if (!stack_low)
-            return true;
+        thread_stack_low = addr;
     }
-    return &here - stack_low > STACK_RESERVE;
+    if (!low)
+        low = thread_stack_low;
+    if (!low)
+        return true;
+    return &here - low > STACK_RESERVE;
 }
 
 /* The run's stored input context: the payload and whatever CONTEXT (an extended payload, an
@@ -129,68 +134,78 @@ static int check_limits(engine_t *eng, const call_spec_t *spec, const definition
     return 0;
 }
 
-/* How deep engine_only_computes follows sync calls before it gives up and says no. */
-#define COMPUTES_DEPTH 8
+/* How deep engine_waits follows sync calls before it gives up and says EXEC_WAITS_OTHER. */
+#define WAITS_DEPTH 8
 
-static bool def_only_computes(engine_t *eng, const definition_t *def, int depth);
+static exec_waits_t def_waits(engine_t *eng, const definition_t *def, int depth);
 
-/* Whether the sync call task C only computes: a single call to a literal target that runs
- * synchronously and only computes itself. A target that does not resolve fails fast. */
-static bool call_only_computes(engine_t *eng, const call_task_t *c, int depth)
+static exec_waits_t max_waits(exec_waits_t a, exec_waits_t b)
+{
+    return a > b ? a : b;
+}
+
+/* What the sync call task C may wait for: a single call to a literal target that runs
+ * synchronously waits for what the target waits for; any other call may wait for anything. A
+ * target that does not resolve fails fast. */
+static exec_waits_t call_waits(engine_t *eng, const call_task_t *c, int depth)
 {
     if (!c->literal_target || c->trigger || c->for_each || c->delay_ms ||
         c->idempotency_key || c->strategy == STRATEGY_ASYNC)
-        return false;
+        return EXEC_WAITS_OTHER;
     const definition_t *child;
     bool archived;
     if (registry_get(eng->reg, c->literal_target, c->version, &child, &archived, NULL) < 0)
-        return true;
+        return EXEC_WAITS_NOTHING;
     if (c->strategy == STRATEGY_DEFAULT && child->run_async)
-        return false;
-    return def_only_computes(eng, child, depth + 1);
+        return EXEC_WAITS_OTHER;
+    return def_waits(eng, child, depth + 1);
 }
 
-static bool def_only_computes(engine_t *eng, const definition_t *def, int depth)
+static exec_waits_t def_waits(engine_t *eng, const definition_t *def, int depth)
 {
-    if (depth > COMPUTES_DEPTH)
-        return false;
-    for (int i = 0; i < def->n_tasks; i++) {
+    if (depth > WAITS_DEPTH)
+        return EXEC_WAITS_OTHER;
+    exec_waits_t w = EXEC_WAITS_NOTHING;
+    for (int i = 0; i < def->n_tasks && w != EXEC_WAITS_OTHER; i++) {
         const task_t *t = &def->tasks[i];
-        if (t->retry.max_attempts > 1) /* a retry sleeps between attempts */
-            return false;
+        if (t->retry.max_attempts > 1) /* a retry sleeps between attempts (fiber_sleep_ms) */
+            w = max_waits(w, EXEC_WAITS_NETWORK);
         switch (t->type) {
         case TASK_SET:
         case TASK_SWITCH:
         case TASK_FAIL:
             break;
-        case TASK_CALL_INTEGRATION:
-            if (!call_only_computes(eng, &t->u.call, depth))
-                return false;
+        case TASK_HTTP:
+        case TASK_CONNECTOR:
+            w = max_waits(w, EXEC_WAITS_NETWORK);
             break;
-        default: /* http, connector, script, await: they wait, or may run long */
-            return false;
+        case TASK_CALL_INTEGRATION:
+            w = max_waits(w, call_waits(eng, &t->u.call, depth));
+            break;
+        default: /* script, await: they wait for other runs, or may run long */
+            w = EXEC_WAITS_OTHER;
         }
     }
-    return true;
+    return w;
 }
 
 /* See engine.h. */
-bool engine_only_computes(engine_t *eng, const char *name, int version, exec_mode_t mode)
+exec_waits_t engine_waits(engine_t *eng, const char *name, int version, exec_mode_t mode)
 {
     if (mode == EXEC_ASYNC)
-        return true;
+        return EXEC_WAITS_NOTHING;
     const definition_t *def;
     bool archived;
     if (registry_get(eng->reg, name, version, &def, &archived, NULL) < 0)
-        return true; /* the call fails at once */
+        return EXEC_WAITS_NOTHING; /* the call fails at once */
     if (mode == EXEC_DEFAULT && def->run_async)
-        return true;
-    int known = registry_computes(eng->reg, name, def);
+        return EXEC_WAITS_NOTHING;
+    int known = registry_waits(eng->reg, name, def);
     if (known >= 0)
-        return known;
-    bool v = def_only_computes(eng, def, 0);
-    registry_remember_computes(eng->reg, name, def, v);
-    return v;
+        return (exec_waits_t)known;
+    exec_waits_t w = def_waits(eng, def, 0);
+    registry_remember_waits(eng->reg, name, def, w);
+    return w;
 }
 
 /* Start one run. See engine_internal.h. */

@@ -73,6 +73,8 @@ int engine_validate(engine_t *eng, const char *text, size_t len, diags_t *diags)
 /* ---- calls from outside ---------------------------------------------------------------------- */
 
 typedef enum { EXEC_DEFAULT, EXEC_SYNC, EXEC_ASYNC } exec_mode_t;
+/* What an execution may wait for, from least to most (engine_waits). */
+typedef enum { EXEC_WAITS_NOTHING, EXEC_WAITS_NETWORK, EXEC_WAITS_OTHER } exec_waits_t;
 
 typedef struct exec_request {
     const char *integration;     /* target name, or NULL with trigger_id */
@@ -108,12 +110,19 @@ typedef struct exec_request {
  * the caller to see to that. */
 int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t *err);
 
-/* Whether executing NAME at VERSION (0 = latest) in MODE only computes, so a caller may run it
- * on a thread that must not block: the call is async (it only enqueues the run), or the
- * integration and every integration it calls synchronously use only set, switch, fail and
- * single sync calls with literal targets, without retries. A publish that changes this is seen
- * as the registry sees new versions. False when unsure (unknown names, deep call chains). */
-bool engine_only_computes(engine_t *eng, const char *name, int version, exec_mode_t mode);
+/* What executing NAME at VERSION (0 = latest) in MODE may wait for, so a caller can choose the
+ * thread to run it on:
+ * - EXEC_WAITS_NOTHING: it only computes, and may run on a thread that must not block. The
+ *   call is async (it only enqueues the run), or the integration and every integration it
+ *   calls synchronously use only set, switch, fail and single sync calls with literal
+ *   targets, without retries.
+ * - EXEC_WAITS_NETWORK: as well, http and connector tasks and retries' pauses, whose waits
+ *   go through a fiber's host when it runs on one (net/http_loop.h).
+ * - EXEC_WAITS_OTHER: anything else (scripts, await, async or repeated calls...).
+ * A publish that changes this is seen as the registry sees new versions. The most cautious
+ * answer when unsure (deep call chains); unknown names fail at once, so they wait for
+ * nothing. */
+exec_waits_t engine_waits(engine_t *eng, const char *name, int version, exec_mode_t mode);
 
 /* ---- workers ------------------------------------------------------------------------------- */
 

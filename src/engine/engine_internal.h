@@ -27,12 +27,12 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
 int registry_trigger_targets(registry_t *reg, const char *trigger_id, json_t **out, err_t *err);
 /* Forget cached "latest" answers (after a publish or archive in this process). */
 void registry_invalidate(registry_t *reg);
-/* Whether DEF only computes (engine_only_computes), remembered while DEF is NAME's latest
- * version and the catalog does not change: -1 when not known, else 0 or 1. */
-int registry_computes(registry_t *reg, const char *name, const definition_t *def);
+/* What DEF may wait for (engine_waits), remembered while DEF is NAME's latest version and the
+ * catalog does not change: -1 when not known, else an exec_waits_t. */
+int registry_waits(registry_t *reg, const char *name, const definition_t *def);
 /* Remember VALUE for NAME's latest version, when DEF still is that version. */
-void registry_remember_computes(registry_t *reg, const char *name, const definition_t *def,
-                                bool value);
+void registry_remember_waits(registry_t *reg, const char *name, const definition_t *def,
+                             exec_waits_t value);
 
 /* ---- connectors and connections (connections.c) ------------------------------------------ */
 

@@ -22,7 +22,7 @@ typedef struct latest {
     int version;
     bool archived;
     definition_t *def;  /* that version, compiled (owned by defs) */
-    signed char computes; /* engine_only_computes of it: -1 not known yet, 0, 1 */
+    signed char waits;  /* engine_waits of it: -1 not known yet, else an exec_waits_t */
 } latest_t;
 
 struct registry {
@@ -203,26 +203,26 @@ int registry_get(registry_t *reg, const char *name, int version, const definitio
     return 0;
 }
 
-/* The remembered answer for DEF when it is NAME's latest version: -1 none, else 0 or 1.
- * Thread-safe. */
-int registry_computes(registry_t *reg, const char *name, const definition_t *def)
+/* The remembered answer for DEF when it is NAME's latest version: -1 none, else an
+ * exec_waits_t. Thread-safe. */
+int registry_waits(registry_t *reg, const char *name, const definition_t *def)
 {
     pthread_mutex_lock(&reg->mu);
     check_epoch(reg);
     latest_t *lt = strmap_get(reg->latest, name);
-    int v = lt && lt->def == def ? lt->computes : -1;
+    int v = lt && lt->def == def ? lt->waits : -1;
     pthread_mutex_unlock(&reg->mu);
     return v;
 }
 
 /* Remember VALUE for NAME's latest version, if DEF still is it. Thread-safe. */
-void registry_remember_computes(registry_t *reg, const char *name, const definition_t *def,
-                                bool value)
+void registry_remember_waits(registry_t *reg, const char *name, const definition_t *def,
+                             exec_waits_t value)
 {
     pthread_mutex_lock(&reg->mu);
     latest_t *lt = strmap_get(reg->latest, name);
     if (lt && lt->def == def)
-        lt->computes = value;
+        lt->waits = (signed char)value;
     pthread_mutex_unlock(&reg->mu);
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/crash.h"
+#include "core/fiber.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -126,7 +127,7 @@ static bool pause_for(run_ctx_t *ctx, int64_t ms)
         if (run_cancelled(ctx))
             return false;
         int64_t left = until - clock_mono_ms();
-        clock_sleep_ms(left < 50 ? left : 50);
+        fiber_sleep_ms(left < 50 ? left : 50); /* a fiber gives its thread to others */
     }
     return true;
 }

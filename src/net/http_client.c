@@ -1,11 +1,12 @@
-/* http_client.c - outbound HTTP on libcurl, performed on the caller's thread.
+/* http_client.c - outbound HTTP on libcurl, performed for the caller.
  *
- * Easy handles are pooled: a request takes one, performs on the calling thread, resets it and
- * gives it back. A reset handle keeps its live connections, so the pool is the connection
- * cache: keep-alive connections are reused by whichever run takes the handle next, and an
- * idle connection costs a socket in a pooled handle, never a thread. Performing on the
- * caller's thread costs no hand-off (an I/O thread added two context switches per request),
- * and the progress callback there asks the run directly whether it was cancelled.
+ * Easy handles are pooled: a request takes one, performs, resets it and gives it back. On a
+ * plain thread it performs right there, and a reset handle keeps its live connections, so the
+ * pool is the connection cache: keep-alive connections are reused by whichever run takes the
+ * handle next, and an idle connection costs a socket in a pooled handle, never a thread. A job
+ * of the outbound loop (net/http_loop.c) hands the handle to the loop's multi handle instead
+ * and its fiber sleeps until the transfer ends; there the multi handle keeps the connections.
+ * Either way the progress callback asks the run directly whether it was cancelled.
  *
  * Security lives in three places: the open-socket callback (every address dialled, each hop,
  * goes through the guard; a refused one never gets a socket), the protocol lists (http and
@@ -19,51 +20,11 @@
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
-/* libcurl is loaded with dlopen on the first outbound request, not linked: it brings some 25
- * libraries (OpenSSL, GnuTLS, Kerberos, LDAP...) whose pages, and GnuTLS's start-up run from
- * its constructor, made up half the resident size of a server that never calls out (5.4 of
- * 11 MiB idle). Only its declarations come from the header; every call goes through LC. The
- * header's gcc type checks wrap curl_easy_setopt in macros, which the pointers cannot be. */
-#define CURL_DISABLE_TYPECHECK
-#include <curl/curl.h>
-
-#define LIBCURL_SONAME "libcurl.so.4"
-#define LIBCURL_FUNCTIONS(X)                                                                       \
-    X(curl_global_init) X(curl_easy_init) X(curl_easy_cleanup) X(curl_easy_reset)                   \
-    X(curl_easy_setopt) X(curl_easy_perform) X(curl_easy_getinfo) X(curl_easy_strerror)             \
-    X(curl_slist_append) X(curl_slist_free_all) X(curl_free) X(curl_url) X(curl_url_cleanup)        \
-    X(curl_url_get) X(curl_url_set) X(curl_url_strerror)
-
-#undef curl_easy_setopt /* the header's argument-count checks */
-#undef curl_easy_getinfo
-
-static struct libcurl {
-#define DECLARE_POINTER(f) __typeof__(f) *p_##f;
-    LIBCURL_FUNCTIONS(DECLARE_POINTER)
-#undef DECLARE_POINTER
-} lc;
-
-/* From here on, every curl_* call in this file goes through the loaded library. */
-#define curl_global_init (*lc.p_curl_global_init)
-#define curl_easy_init (*lc.p_curl_easy_init)
-#define curl_easy_cleanup (*lc.p_curl_easy_cleanup)
-#define curl_easy_reset (*lc.p_curl_easy_reset)
-#define curl_easy_setopt (*lc.p_curl_easy_setopt)
-#define curl_easy_perform (*lc.p_curl_easy_perform)
-#define curl_easy_getinfo (*lc.p_curl_easy_getinfo)
-#define curl_easy_strerror (*lc.p_curl_easy_strerror)
-#define curl_slist_append (*lc.p_curl_slist_append)
-#define curl_slist_free_all (*lc.p_curl_slist_free_all)
-#define curl_free (*lc.p_curl_free)
-#define curl_url (*lc.p_curl_url)
-#define curl_url_cleanup (*lc.p_curl_url_cleanup)
-#define curl_url_get (*lc.p_curl_url_get)
-#define curl_url_set (*lc.p_curl_url_set)
-#define curl_url_strerror (*lc.p_curl_url_strerror)
+#include "net/http_loop.h"
+#include "net/libcurl.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,40 +58,6 @@ struct xfer {
     int stop_code; /* the BR_E* code should_stop answered, once it did */
     int64_t next_check; /* monotonic ms of the next should_stop call */
 };
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static char global_error[256]; /* why libcurl cannot be used; empty when it can */
-
-static void global_init(void)
-{
-    void *lib = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        snprintf(global_error, sizeof global_error, "%s", dlerror());
-        return;
-    }
-    /* The library stays loaded for the life of the process. POSIX's way to store a dlsym
-     * result in a function pointer without an object-to-function cast. */
-#define LOAD_POINTER(f)                                                                            \
-    if (!(*(void **)&lc.p_##f = dlsym(lib, #f))) {                                                 \
-        snprintf(global_error, sizeof global_error, "%s has no %s", LIBCURL_SONAME, #f);           \
-        return;                                                                                    \
-    }
-    LIBCURL_FUNCTIONS(LOAD_POINTER)
-#undef LOAD_POINTER
-    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (rc != CURLE_OK)
-        snprintf(global_error, sizeof global_error, "%s", curl_easy_strerror(rc));
-}
-
-/* Load and start libcurl on first use, not with the engine (see LC above). 0, or
- * BR_EINTERNAL with ERR. */
-static int global_start(err_t *err)
-{
-    pthread_once(&global_once, global_init);
-    if (global_error[0])
-        return err_set(err, BR_EINTERNAL, "libcurl cannot start: %s", global_error);
-    return 0;
-}
 
 /* ---- callbacks ---------------------------------------------------------------------------- */
 
@@ -353,7 +280,6 @@ static void configure(http_client_t *c, xfer_t *x, struct curl_slist *headers)
 {
     CURL *e = x->easy;
     const http_request_t *req = x->req;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -429,7 +355,7 @@ int http_perform(http_client_t *c, const http_request_t *req, http_response_t *r
 {
     memset(resp, 0, sizeof *resp);
     resp->headers = json_object();
-    int rc = global_start(err); /* before any curl_* call, build_headers' included */
+    int rc = libcurl_start(err); /* before any curl_* call, build_headers' included */
     if (rc < 0)
         return rc;
     struct curl_slist *headers = NULL;
@@ -442,7 +368,9 @@ int http_perform(http_client_t *c, const http_request_t *req, http_response_t *r
         return err_set(err, BR_EINTERNAL, "libcurl cannot create a handle");
     }
     configure(c, &x, headers);
-    CURLcode result = curl_easy_perform(x.easy);
+    /* A job of the outbound loop gives its thread to other jobs while the request is out. */
+    CURLcode result =
+        http_loop_here() ? (CURLcode)http_loop_transfer(x.easy) : curl_easy_perform(x.easy);
 
     long status = 0, redirects = 0;
     curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &status);
@@ -476,7 +404,7 @@ void http_response_deinit(http_response_t *resp)
 
 char *http_url_with_query(const char *url, const json_t *query, err_t *err)
 {
-    if (global_start(err) < 0)
+    if (libcurl_start(err) < 0)
         return NULL;
     CURLU *u = curl_url();
     if (!u) {

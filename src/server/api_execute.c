@@ -1,10 +1,12 @@
 /* api_execute.c - POST /integrations/execute/NAME and POST /triggers/ID/execute.
  *
- * An execution that only computes (engine_only_computes: an async enqueue, or a sync run of
+ * An execution that only computes (engine_waits: an async enqueue, or a sync run of
  * set/switch/fail tasks and sync calls to such integrations) runs on the libmicrohttpd thread
  * itself, and the store's writer resumes its connection once the record is committed. Any
  * other never runs on a libmicrohttpd thread: the handler builds the request, suspends
- * the connection and hands the engine call to the executor. Whoever answers first — the run
+ * the connection and hands the engine call to the executor: to the outbound loop when the run
+ * waits only on outbound requests (its fiber's answer, too, goes out from the store's writer
+ * once committed), else to a pool thread. Whoever answers first — the run
  * finishing, or the wait_ms timer once the run exists — answers, under the job's lock, and
  * resumes the connection; the other side then only lets go of the job. The job is freed when
  * both the executor and the timer have let go of it.
@@ -12,6 +14,7 @@
 #include "server/server_internal.h"
 
 #include "core/clock.h"
+#include "core/fiber.h"
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 
@@ -35,6 +38,8 @@ typedef struct exec_job {
     char run_id[UUID_STR_LEN];
     json_t *started;    /* ids of the sync runs started so far (array) */
     executor_timer_t timer;
+    struct MHD_Response *response; /* a fiber's answer, while its record is being committed */
+    int status;
     char *integration, *trigger_id, *idempotency_key;
     int version;
     exec_mode_t mode;
@@ -177,10 +182,37 @@ static struct MHD_Response *result_response(json_t *out, char run_id[UUID_STR_LE
     return http_json_response(out, NULL, NULL);
 }
 
-/* The engine call. Executor thread. */
+/* Answer J's request with RESP and STATUS (unless the timer did already) and let go of J. */
+static void finish_job(exec_job_t *j, int status, struct MHD_Response *resp)
+{
+    pthread_mutex_lock(&j->mu);
+    request_t *req = answer_locked(j, status, resp);
+    pthread_mutex_unlock(&j->mu);
+    if (executor_timer_cancel(j->srv->exec, &j->timer))
+        job_unref(j); /* the timer's reference: it will not fire now */
+    resume(req);
+    job_unref(j);
+}
+
+/* The record of a job run on a fiber is durable: its answer may go out. The store's thread. */
+static void job_committed(void *arg, int rc, const err_t *err)
+{
+    exec_job_t *j = arg;
+    if (rc < 0) { /* the record was lost: the run must not be reported as done */
+        MHD_destroy_response(j->response);
+        j->response = http_error_response(err, &j->status);
+    }
+    finish_job(j, j->status, j->response);
+}
+
+/* The engine call. An executor thread, or a fiber of the outbound loop. */
 static void run_job(void *arg)
 {
     exec_job_t *j = arg;
+    /* A fiber must not wait for the commit (its loop thread would stop): the store's thread
+     * answers once the record is durable. A pool thread may wait. */
+    uint64_t ticket = 0;
+    bool on_fiber = fiber_current() != NULL;
     exec_request_t x = {.integration = j->integration,
                         .trigger_id = j->trigger_id,
                         .version = j->version,
@@ -191,22 +223,23 @@ static void run_job(void *arg)
                         .trigger_info = j->trigger_info,
                         .idempotency_key = j->idempotency_key,
                         .on_started = on_started,
-                        .started_ctx = j};
+                        .started_ctx = j,
+                        .ticket = on_fiber ? &ticket : NULL};
     json_t *out = NULL;
     err_t err = {0};
     int rc = engine_execute(j->srv->eng, &x, &out, &err);
     int status;
     struct MHD_Response *resp =
         rc < 0 ? http_error_response(&err, &status) : result_response(out, j->run_id, &status);
-    pthread_mutex_lock(&j->mu);
-    request_t *req = answer_locked(j, status, resp);
-    pthread_mutex_unlock(&j->mu);
-    if (executor_timer_cancel(j->srv->exec, &j->timer))
-        job_unref(j); /* the timer's reference: it will not fire now */
-    resume(req);
     json_decref(out);
     err_clear(&err);
-    job_unref(j);
+    if (rc == 0 && ticket != 0) {
+        j->response = resp;
+        j->status = status;
+        store_on_commit(j->srv->st, ticket, job_committed, j);
+        return;
+    }
+    finish_job(j, status, resp);
 }
 
 /* The commit of the run's record ended with RC/ERR: the answer left on REQ stands, or, when
@@ -330,9 +363,12 @@ static void execute(request_t *req, const char *integration, const char *trigger
         key = NULL;
 
     /* An idempotency key may make the call wait for an earlier run, and wait_ms=0 asks for the
-     * run id at once: those, triggers, and runs that may wait go to the executor. */
-    if (integration && !key && wait_ms > 0 &&
-        engine_only_computes(req->srv->eng, integration, (int)version, mode)) {
+     * run id at once: those and triggers go to a pool thread, as do runs that may wait for
+     * anything but outbound requests. */
+    exec_waits_t waits = EXEC_WAITS_OTHER;
+    if (integration && !key && wait_ms > 0)
+        waits = engine_waits(req->srv->eng, integration, (int)version, mode);
+    if (waits == EXEC_WAITS_NOTHING) {
         exec_request_t x = {.integration = integration,
                             .version = (int)version,
                             .mode = mode,
@@ -372,7 +408,9 @@ static void execute(request_t *req, const char *integration, const char *trigger
         j->timer.arg = j;
         executor_timer_add(req->srv->exec, &j->timer);
     }
-    if (executor_submit(req->srv->exec, run_job, j) < 0) {
+    int submitted = waits == EXEC_WAITS_NETWORK ? executor_submit_fiber(req->srv->exec, run_job, j)
+                                                : executor_submit(req->srv->exec, run_job, j);
+    if (submitted < 0) {
         pthread_mutex_lock(&j->mu);
         j->answered = true;
         j->req = NULL;

@@ -1,12 +1,15 @@
-/* executor.c - the server's own threads for executions: a pool that grows on demand up to a
- * limit (so a sync run never occupies a libmicrohttpd thread) and one timer thread that
- * fires deadlines (a sync execute's wait_ms). Timers are an intrusive list sorted by due
+/* executor.c - where the server runs executions that may wait: a pool of threads that grows on
+ * demand up to a limit (so a sync run never occupies a libmicrohttpd thread), the outbound
+ * loop for those that wait only on outbound requests (many runs on one thread, each on a
+ * fiber), and one timer thread that fires deadlines (a sync execute's wait_ms). The limit
+ * counts the jobs of both. Timers are an intrusive list sorted by due
  * time; since most share one wait_ms, inserting from the tail is O(1) in practice.
  */
 #include "server/server_internal.h"
 
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "net/http_loop.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,7 +41,15 @@ struct executor {
     pthread_t timer_tid;
     executor_timer_t *timers, *timers_tail;
     int64_t timer_wake_at; /* monotonic ms the timer thread wakes by itself at the latest */
+    http_loop_t *loop;
 };
+
+/* A job of the outbound loop: the executor counts it in flight until it returns. */
+typedef struct fiber_job {
+    executor_t *ex;
+    void (*fn)(void *arg);
+    void *arg;
+} fiber_job_t;
 
 /* With no timer armed the timer thread still wakes this often, so arming one that is due
  * later needs no signal: a wake-up of that thread per sync execute was a context switch per
@@ -118,7 +129,7 @@ static void *timer_main(void *arg)
 }
 
 /* Create the pool; no worker thread starts until the first job. Main thread. */
-executor_t *executor_new(int max_threads)
+executor_t *executor_new(int max_threads, int max_idle_connections)
 {
     executor_t *ex = XNEW(executor_t);
     pthread_mutex_init(&ex->mu, NULL);
@@ -133,7 +144,53 @@ executor_t *executor_new(int max_threads)
     ex->max_threads = max_threads > 0 ? max_threads : 1;
     ex->tids = xcalloc((size_t)ex->max_threads, sizeof(pthread_t));
     pthread_create(&ex->timer_tid, NULL, timer_main, ex);
+    ex->loop = http_loop_new(SERVER_STACK_BYTES, max_idle_connections);
     return ex;
+}
+
+/* Count one more job in flight, unless stopping or at the limit. */
+static bool reserve(executor_t *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool ok = !ex->stop && ex->inflight < ex->max_threads;
+    if (ok)
+        ex->inflight++;
+    pthread_mutex_unlock(&ex->mu);
+    return ok;
+}
+
+static void release(executor_t *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    ex->inflight--;
+    pthread_cond_broadcast(&ex->idle);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+static void run_fiber_job(void *arg)
+{
+    fiber_job_t *fj = arg;
+    fj->fn(fj->arg);
+    release(fj->ex);
+    free(fj);
+}
+
+/* Run FN(ARG) on the outbound loop. Any thread. */
+int executor_submit_fiber(executor_t *ex, void (*fn)(void *arg), void *arg)
+{
+    if (!reserve(ex))
+        return -1;
+    fiber_job_t *fj = XNEW(fiber_job_t);
+    *fj = (fiber_job_t){ex, fn, arg};
+    err_t err = {0};
+    if (http_loop_submit(ex->loop, run_fiber_job, fj, &err) == 0)
+        return 0;
+    /* No loop (libcurl cannot load, no thread): a pool thread runs it, and its outbound
+     * requests fail there with the reason. */
+    err_clear(&err);
+    free(fj);
+    release(ex);
+    return executor_submit(ex, fn, arg);
 }
 
 /* Queue FN(ARG); start a thread when none is idle and the limit allows. Any thread. */
@@ -244,6 +301,7 @@ void executor_free(executor_t *ex)
     for (int i = 0; i < ex->threads; i++)
         pthread_join(ex->tids[i], NULL);
     pthread_join(ex->timer_tid, NULL);
+    http_loop_free(ex->loop);
     free(ex->tids);
     pthread_cond_destroy(&ex->work);
     pthread_cond_destroy(&ex->idle);

@@ -181,10 +181,16 @@ typedef struct executor_timer {
     bool armed;
 } executor_timer_t;
 
-/* A pool of threads (8 MiB stacks, made on demand up to MAX_THREADS) and one timer thread. */
-executor_t *executor_new(int max_threads);
+/* A pool of threads (8 MiB stacks, made on demand), the outbound loop (fibers with 8 MiB
+ * stacks, keeping at most MAX_IDLE_CONNECTIONS idle keep-alive connections) and one timer
+ * thread. At most MAX_THREADS jobs of the pool and the loop are in flight at once. */
+executor_t *executor_new(int max_threads, int max_idle_connections);
 /* Run FN(ARG) on a pool thread; -1 when MAX_THREADS jobs are already in flight. */
 int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg);
+/* Run FN(ARG) on a fiber of the outbound loop (net/http_loop.h): for a job that waits only
+ * on outbound requests and sleeps. -1 when MAX_THREADS jobs are already in flight. When the
+ * loop cannot start, on a pool thread. */
+int executor_submit_fiber(executor_t *ex, void (*fn)(void *arg), void *arg);
 /* Call T->fn(T->arg) on the timer thread at T->due_ms (monotonic), unless cancelled first. */
 void executor_timer_add(executor_t *ex, executor_timer_t *t);
 /* Disarm T; true when it had not fired (its callback will not run). */

@@ -288,9 +288,10 @@ static void test_engine_input_invalid_starts_nothing(void **state)
     free(cursor);
 }
 
-/* Which executions may run on a thread that must not block: only computing ones, judged
- * through every sync call, and the answer follows a new version of a callee. */
-static void test_engine_only_computes(void **state)
+/* What executions may wait for, which picks the thread they run on: nothing (only computing),
+ * the network (http tasks, retries' pauses) or anything, judged through every sync call; the
+ * answer follows a new version of a callee. */
+static void test_engine_waits(void **state)
 {
     fixture_t *f = *state;
     publish(f, "{\"name\":\"leaf\",\"tasks\":[{\"id\":\"s\",\"type\":\"set\","
@@ -313,32 +314,51 @@ static void test_engine_only_computes(void **state)
                "\"type\":\"script\",\"lang\":\"lua\",\"source\":\"return 1\"}]}");
     publish(f, "{\"name\":\"self\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
                "\"integration\":\"self\"}]}");
+    publish(f, "{\"name\":\"fetch\",\"tasks\":[{\"id\":\"h\",\"type\":\"http\","
+               "\"url\":\"http://example.test/\"},{\"id\":\"s\",\"type\":\"set\","
+               "\"values\":{\"y\":1}}]}");
+    publish(f, "{\"name\":\"fetches\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
+               "\"integration\":\"fetch\"},{\"id\":\"d\",\"type\":\"call_integration\","
+               "\"integration\":\"leaf\"}]}");
+    publish(f, "{\"name\":\"fetch_then_script\",\"tasks\":[{\"id\":\"c\","
+               "\"type\":\"call_integration\",\"integration\":\"fetch\"},{\"id\":\"l\","
+               "\"type\":\"script\",\"lang\":\"lua\",\"source\":\"return 1\"}]}");
     struct {
         const char *name;
         exec_mode_t mode;
-        bool computes;
+        exec_waits_t waits;
     } cases[] = {
-        {"leaf", EXEC_DEFAULT, true},      {"mid", EXEC_SYNC, true},
-        {"top", EXEC_DEFAULT, true},       {"scripted", EXEC_DEFAULT, false},
-        {"scripted", EXEC_ASYNC, true},    {"fans", EXEC_DEFAULT, false},
-        {"sends", EXEC_DEFAULT, false},    {"retries", EXEC_DEFAULT, false},
-        {"queued", EXEC_DEFAULT, true},    {"queued", EXEC_SYNC, false},
-        {"self", EXEC_DEFAULT, false},     {"nobody", EXEC_DEFAULT, true},
+        {"leaf", EXEC_DEFAULT, EXEC_WAITS_NOTHING},
+        {"mid", EXEC_SYNC, EXEC_WAITS_NOTHING},
+        {"top", EXEC_DEFAULT, EXEC_WAITS_NOTHING},
+        {"scripted", EXEC_DEFAULT, EXEC_WAITS_OTHER},
+        {"scripted", EXEC_ASYNC, EXEC_WAITS_NOTHING},
+        {"fans", EXEC_DEFAULT, EXEC_WAITS_OTHER},
+        {"sends", EXEC_DEFAULT, EXEC_WAITS_OTHER},
+        {"retries", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
+        {"queued", EXEC_DEFAULT, EXEC_WAITS_NOTHING},
+        {"queued", EXEC_SYNC, EXEC_WAITS_OTHER},
+        {"self", EXEC_DEFAULT, EXEC_WAITS_OTHER},
+        {"nobody", EXEC_DEFAULT, EXEC_WAITS_NOTHING},
+        {"fetch", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
+        {"fetches", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
+        {"fetch_then_script", EXEC_DEFAULT, EXEC_WAITS_OTHER},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* twice: the second answer comes from the registry's memory */
         for (int k = 0; k < 2; k++)
-            if (engine_only_computes(f->eng, cases[i].name, 0, cases[i].mode) != cases[i].computes)
+            if (engine_waits(f->eng, cases[i].name, 0, cases[i].mode) != cases[i].waits)
                 fail_msg("%s (mode %d): expected %d", cases[i].name, cases[i].mode,
-                         cases[i].computes);
+                         cases[i].waits);
     }
-    /* A new version of the leaf that runs a script: callers through it no longer qualify, the
-     * pinned old version still does. */
+    /* A new version of the leaf that runs a script: callers through it wait for anything now,
+     * the pinned old version still waits for nothing. */
     publish(f, "{\"name\":\"leaf\",\"tasks\":[{\"id\":\"l\",\"type\":\"script\","
                "\"lang\":\"lua\",\"source\":\"return 1\"}]}");
-    assert_false(engine_only_computes(f->eng, "leaf", 0, EXEC_DEFAULT));
-    assert_false(engine_only_computes(f->eng, "top", 0, EXEC_DEFAULT));
-    assert_true(engine_only_computes(f->eng, "leaf", 1, EXEC_DEFAULT));
+    assert_int_equal(engine_waits(f->eng, "leaf", 0, EXEC_DEFAULT), EXEC_WAITS_OTHER);
+    assert_int_equal(engine_waits(f->eng, "top", 0, EXEC_DEFAULT), EXEC_WAITS_OTHER);
+    assert_int_equal(engine_waits(f->eng, "fetches", 0, EXEC_DEFAULT), EXEC_WAITS_OTHER);
+    assert_int_equal(engine_waits(f->eng, "leaf", 1, EXEC_DEFAULT), EXEC_WAITS_NOTHING);
 }
 
 static void on_commit(void *arg, int rc, const err_t *err)
@@ -409,7 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_await_runs_queued_children_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_input_invalid_starts_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_only_computes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_execute_defers_the_commit_to_the_caller, setup,
                                         teardown),
     };

@@ -1,8 +1,11 @@
 /* test_http_client.c - the outbound client against a small upstream in this process, on
  * 127.0.0.1 only: responses, headers, caps, timeouts, cancellation, redirects, and the guard
- * refusing before any connection is made (the upstream counts what it accepted). */
+ * refusing before any connection is made (the upstream counts what it accepted); and the same
+ * client from jobs of the outbound loop, whose waits overlap on one thread. */
 #include "core/clock.h"
+#include "core/fiber.h"
 #include "net/http_client.h"
+#include "net/http_loop.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -67,6 +70,10 @@ static void answer(int fd, const char *req)
         memset(chunk, 'y', sizeof chunk);
         for (int i = 0; i < 100; i++)
             send_all(fd, chunk, sizeof chunk);
+    } else if (strncmp(path, "/pause", 6) == 0) {
+        clock_sleep_ms(300);
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        send_all(fd, head, strlen(head));
     } else if (strncmp(path, "/slow", 5) == 0) {
         clock_sleep_ms(3000);
         snprintf(head, sizeof head, "HTTP/1.1 204 No Content\r\n\r\n");
@@ -91,6 +98,37 @@ static void answer(int fd, const char *req)
     }
 }
 
+static void *serve_one(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    /* One request per connection is enough here; keep-alive is the client's business. */
+    char req[8192];
+    size_t n = 0;
+    while (n < sizeof req - 1) {
+        ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        req[n] = '\0';
+        char *end = strstr(req, "\r\n\r\n");
+        if (!end)
+            continue;
+        char *cl = strcasestr(req, "content-length:");
+        size_t want = cl ? (size_t)atol(cl + 15) : 0;
+        if (n >= (size_t)(end + 4 - req) + want)
+            break;
+    }
+    req[n] = '\0';
+    pthread_mutex_lock(&last_mu);
+    memcpy(last_request, req, n + 1);
+    pthread_mutex_unlock(&last_mu);
+    answer(fd, req);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+    return NULL;
+}
+
+/* A thread per connection: the loop's tests wait on several slow answers at once. */
 static void *upstream_main(void *arg)
 {
     (void)arg;
@@ -99,30 +137,11 @@ static void *upstream_main(void *arg)
         if (fd < 0)
             return NULL;
         atomic_fetch_add(&accepted, 1);
-        /* One request per connection is enough here; keep-alive is the client's business. */
-        char req[8192];
-        size_t n = 0;
-        while (n < sizeof req - 1) {
-            ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
-            if (r <= 0)
-                break;
-            n += (size_t)r;
-            req[n] = '\0';
-            char *end = strstr(req, "\r\n\r\n");
-            if (!end)
-                continue;
-            char *cl = strcasestr(req, "content-length:");
-            size_t want = cl ? (size_t)atol(cl + 15) : 0;
-            if (n >= (size_t)(end + 4 - req) + want)
-                break;
-        }
-        req[n] = '\0';
-        pthread_mutex_lock(&last_mu);
-        memcpy(last_request, req, n + 1);
-        pthread_mutex_unlock(&last_mu);
-        answer(fd, req);
-        shutdown(fd, SHUT_WR);
-        close(fd);
+        pthread_t t;
+        if (pthread_create(&t, NULL, serve_one, (void *)(intptr_t)fd) == 0)
+            pthread_detach(t);
+        else
+            close(fd);
     }
 }
 
@@ -339,6 +358,112 @@ static void test_url_with_query(void **state)
     json_decref(q);
 }
 
+/* ---- the outbound loop ------------------------------------------------------------------- */
+
+typedef struct loop_job {
+    http_client_t *c;
+    char url[128];
+    int64_t timeout_ms;
+    int64_t stop_at;  /* should_stop cancels from then on; 0 = never */
+    int64_t sleep_ms; /* a fiber_sleep_ms before the request; -1 = no request after it */
+    bool on_loop;
+    int rc;
+    long status;
+    int64_t ended; /* monotonic ms */
+    atomic_int *done;
+} loop_job_t;
+
+static void loop_job(void *arg)
+{
+    loop_job_t *j = arg;
+    j->on_loop = http_loop_here() && fiber_current() != NULL;
+    if (j->sleep_ms)
+        fiber_sleep_ms(j->sleep_ms > 0 ? j->sleep_ms : -j->sleep_ms);
+    if (j->sleep_ms >= 0) {
+        http_request_t req = {.method = "GET", .url = j->url, .timeout_ms = j->timeout_ms,
+                              .max_response_bytes = 1 << 20,
+                              .should_stop = j->stop_at ? stop_now : NULL,
+                              .stop_ctx = &j->stop_at};
+        http_response_t resp;
+        err_t err = {0};
+        j->rc = http_perform(j->c, &req, &resp, &err);
+        j->status = resp.status;
+        http_response_deinit(&resp);
+        err_clear(&err);
+    }
+    j->ended = clock_mono_ms();
+    atomic_fetch_add(j->done, 1);
+}
+
+static void wait_for(atomic_int *done, int n)
+{
+    int64_t until = clock_mono_ms() + 10000;
+    while (atomic_load(done) < n && clock_mono_ms() < until)
+        clock_sleep_ms(5);
+    assert_int_equal(atomic_load(done), n);
+}
+
+/* Eight requests of 300 ms each, from eight jobs of one loop: their waits overlap on the
+ * loop's one thread, and every job runs on a fiber there. */
+static void test_loop_overlaps_requests(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_loop_t *l = http_loop_new(256 * 1024, 8);
+    atomic_int done = 0;
+    loop_job_t jobs[8];
+    int64_t t0 = clock_mono_ms();
+    for (int i = 0; i < 8; i++) {
+        jobs[i] = (loop_job_t){.c = c, .timeout_ms = 5000, .done = &done};
+        snprintf(jobs[i].url, sizeof jobs[i].url, "%s", url("/pause"));
+        err_t err = {0};
+        assert_int_equal(http_loop_submit(l, loop_job, &jobs[i], &err), 0);
+    }
+    wait_for(&done, 8);
+    assert_true(clock_mono_ms() - t0 < 8 * 300 / 2);
+    for (int i = 0; i < 8; i++) {
+        assert_true(jobs[i].on_loop);
+        assert_int_equal(jobs[i].rc, 0);
+        assert_int_equal(jobs[i].status, 200);
+    }
+    http_loop_free(l);
+    http_client_free(c);
+}
+
+/* A sleeping job leaves the loop to the others; a job's cancellation and its timeout end its
+ * request in flight on the loop as on a thread. */
+static void test_loop_sleep_cancel_timeout(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_loop_t *l = http_loop_new(256 * 1024, 8);
+    atomic_int done = 0;
+    int64_t t0 = clock_mono_ms();
+    loop_job_t sleeper = {.c = c, .sleep_ms = -400, .done = &done};
+    loop_job_t quick = {.c = c, .timeout_ms = 5000, .done = &done};
+    loop_job_t cancelled = {.c = c, .timeout_ms = 10000, .stop_at = t0 + 200, .done = &done};
+    loop_job_t timed_out = {.c = c, .timeout_ms = 300, .done = &done};
+    snprintf(quick.url, sizeof quick.url, "%s", url("/ok"));
+    snprintf(cancelled.url, sizeof cancelled.url, "%s", url("/slow"));
+    snprintf(timed_out.url, sizeof timed_out.url, "%s", url("/slow"));
+    loop_job_t *all[] = {&sleeper, &quick, &cancelled, &timed_out};
+    for (int i = 0; i < 4; i++) {
+        err_t err = {0};
+        assert_int_equal(http_loop_submit(l, loop_job, all[i], &err), 0);
+    }
+    wait_for(&done, 4);
+    assert_true(sleeper.ended - t0 >= 400);
+    assert_true(quick.ended < sleeper.ended);
+    assert_int_equal(quick.rc, 0);
+    assert_int_equal(quick.status, 200);
+    assert_int_equal(cancelled.rc, BR_ECANCELLED);
+    assert_true(cancelled.ended - t0 < 1500);
+    assert_int_equal(timed_out.rc, BR_ETIMEOUT);
+    assert_true(timed_out.ended - t0 < 2500);
+    http_loop_free(l);
+    http_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +474,8 @@ int main(void)
         cmocka_unit_test(test_caps_and_timeouts),
         cmocka_unit_test(test_cancel_in_flight),
         cmocka_unit_test(test_url_with_query),
+        cmocka_unit_test(test_loop_overlaps_requests),
+        cmocka_unit_test(test_loop_sleep_cancel_timeout),
     };
     return cmocka_run_group_tests(tests, start_upstream, stop_upstream);
 }

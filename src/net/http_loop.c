@@ -1,0 +1,269 @@
+/* http_loop.c - see http_loop.h.
+ *
+ * One pass of the loop: start the jobs submitted since the last pass, let libcurl move every
+ * transfer along, resume the jobs whose transfer ended or whose sleep is over, and wait in
+ * curl_multi_poll only when nothing is left to do. A submit from another thread wakes that
+ * wait with curl_multi_wakeup. A job, its fiber and its place in a list make a strand; the
+ * lists (new, ready, sleeping) are the loop thread's own, except new, which takes the lock.
+ */
+#include "net/http_loop.h"
+
+#include "core/clock.h"
+#include "core/fiber.h"
+#include "core/xalloc.h"
+#include "net/libcurl.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+/* The longest the loop waits without being woken: a bound, not a poll interval. */
+#define IDLE_WAIT_MS 1000
+
+typedef struct strand {
+    struct strand *next; /* in exactly one list: new, ready or sleeping (or none, in flight) */
+    http_loop_t *loop;
+    fiber_t *fiber;
+    void (*fn)(void *arg);
+    void *arg;
+    int result;    /* CURLcode of its last transfer */
+    int64_t due;   /* monotonic ms, while sleeping */
+} strand_t;
+
+struct http_loop {
+    size_t stack_bytes;
+    int max_idle_connections;
+    pthread_mutex_t mu;
+    strand_t *fresh, *fresh_tail; /* under mu: submitted, not started */
+    bool started, stop;           /* under mu */
+    pthread_t tid;
+    CURLM *multi;
+    /* The loop thread's own. */
+    strand_t *ready, *ready_tail;
+    strand_t *sleeping; /* by due time */
+    int live;           /* strands started and not finished */
+};
+
+/* The strand whose fiber runs on this thread right now. */
+static _Thread_local strand_t *running;
+
+static void push_ready(http_loop_t *l, strand_t *s)
+{
+    s->next = NULL;
+    if (l->ready_tail)
+        l->ready_tail->next = s;
+    else
+        l->ready = s;
+    l->ready_tail = s;
+}
+
+static void strand_main(void *arg)
+{
+    strand_t *s = arg;
+    s->fn(s->arg);
+}
+
+/* Run S until it waits or ends; free it when it ended. */
+static void step(http_loop_t *l, strand_t *s)
+{
+    running = s;
+    bool done = fiber_resume(s->fiber);
+    running = NULL;
+    if (done) {
+        fiber_free(s->fiber);
+        free(s);
+        l->live--;
+    }
+}
+
+/* fiber_sleep_ms on a strand: park it among the sleepers until its time. */
+static void strand_sleep(void *host, fiber_t *f, int64_t ms)
+{
+    http_loop_t *l = host;
+    strand_t *s = running;
+    (void)f;
+    s->due = clock_mono_ms() + ms;
+    strand_t **at = &l->sleeping;
+    while (*at && (*at)->due <= s->due)
+        at = &(*at)->next;
+    s->next = *at;
+    *at = s;
+    fiber_yield();
+}
+
+static void start(http_loop_t *l, strand_t *s)
+{
+    s->fiber = fiber_new(strand_main, s, l->stack_bytes);
+    if (!s->fiber) {
+        /* No address space for a stack: run the job on the loop's own stack, where its
+         * transfers block this thread (http_loop_here is false there), rather than lose it. */
+        s->fn(s->arg);
+        free(s);
+        return;
+    }
+    fiber_set_host(s->fiber, l, strand_sleep);
+    l->live++;
+    step(l, s);
+}
+
+/* Move the strands whose transfer ended to the ready list. Whether there were any. */
+static bool collect_transfers(http_loop_t *l)
+{
+    bool any = false;
+    int left;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(l->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = m->easy_handle;
+        strand_t *s = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+        s->result = m->data.result; /* M is gone once the handle is removed */
+        curl_multi_remove_handle(l->multi, easy);
+        push_ready(l, s);
+        any = true;
+    }
+    return any;
+}
+
+/* Move the sleepers whose time came to the ready list. Whether there were any. */
+static bool collect_sleepers(http_loop_t *l)
+{
+    bool any = false;
+    int64_t now = clock_mono_ms();
+    while (l->sleeping && l->sleeping->due <= now) {
+        strand_t *s = l->sleeping;
+        l->sleeping = s->next;
+        push_ready(l, s);
+        any = true;
+    }
+    return any;
+}
+
+static int wait_ms(const http_loop_t *l)
+{
+    if (!l->sleeping)
+        return IDLE_WAIT_MS;
+    int64_t left = l->sleeping->due - clock_mono_ms();
+    return left <= 0 ? 0 : left < IDLE_WAIT_MS ? (int)left : IDLE_WAIT_MS;
+}
+
+static void *loop_main(void *arg)
+{
+    http_loop_t *l = arg;
+    pthread_setname_np(pthread_self(), "braid-outbound"); /* for top, perf and gdb */
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        strand_t *fresh = l->fresh;
+        l->fresh = l->fresh_tail = NULL;
+        bool stop = l->stop;
+        pthread_mutex_unlock(&l->mu);
+        bool busy = fresh != NULL;
+        while (fresh) {
+            strand_t *s = fresh;
+            fresh = s->next;
+            start(l, s);
+        }
+        int in_flight;
+        curl_multi_perform(l->multi, &in_flight);
+        busy |= collect_transfers(l);
+        busy |= collect_sleepers(l);
+        while (l->ready) {
+            strand_t *s = l->ready;
+            l->ready = s->next;
+            if (!l->ready)
+                l->ready_tail = NULL;
+            step(l, s);
+        }
+        if (stop && l->live == 0)
+            break;
+        if (busy) /* the jobs just run may have begun transfers: start them before waiting */
+            continue;
+        curl_multi_poll(l->multi, NULL, 0, wait_ms(l), NULL);
+    }
+    return NULL;
+}
+
+http_loop_t *http_loop_new(size_t stack_bytes, int max_idle_connections)
+{
+    http_loop_t *l = XNEW(http_loop_t);
+    l->stack_bytes = stack_bytes;
+    l->max_idle_connections = max_idle_connections > 0 ? max_idle_connections : 64;
+    pthread_mutex_init(&l->mu, NULL);
+    return l;
+}
+
+/* libcurl, the multi handle and the thread, on the first job. Lock held. */
+static int start_locked(http_loop_t *l, err_t *err)
+{
+    int rc = libcurl_start(err);
+    if (rc < 0)
+        return rc;
+    l->multi = curl_multi_init();
+    if (!l->multi)
+        return err_set(err, BR_EINTERNAL, "libcurl cannot create a multi handle");
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)l->max_idle_connections);
+    if (pthread_create(&l->tid, NULL, loop_main, l) != 0) {
+        curl_multi_cleanup(l->multi);
+        l->multi = NULL;
+        return err_set(err, BR_EINTERNAL, "cannot start the outbound loop's thread");
+    }
+    l->started = true;
+    return 0;
+}
+
+int http_loop_submit(http_loop_t *l, void (*fn)(void *arg), void *arg, err_t *err)
+{
+    strand_t *s = XNEW(strand_t);
+    s->loop = l;
+    s->fn = fn;
+    s->arg = arg;
+    pthread_mutex_lock(&l->mu);
+    int rc = l->started ? 0 : start_locked(l, err);
+    if (rc == 0) {
+        if (l->fresh_tail)
+            l->fresh_tail->next = s;
+        else
+            l->fresh = s;
+        l->fresh_tail = s;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    curl_multi_wakeup(l->multi);
+    return 0;
+}
+
+void http_loop_free(http_loop_t *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    bool started = l->started;
+    pthread_mutex_unlock(&l->mu);
+    if (started) {
+        curl_multi_wakeup(l->multi);
+        pthread_join(l->tid, NULL);
+        curl_multi_cleanup(l->multi);
+    }
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+bool http_loop_here(void)
+{
+    return running != NULL && fiber_current() != NULL;
+}
+
+int http_loop_transfer(void *easy)
+{
+    strand_t *s = running;
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, s);
+    CURLMcode mc = curl_multi_add_handle(s->loop->multi, easy);
+    if (mc != CURLM_OK)
+        return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    fiber_yield(); /* the loop resumes this strand when the transfer has ended */
+    return s->result;
+}

@@ -1,0 +1,111 @@
+"""Runs whose only waits are outbound requests run on the outbound loop: many runs on one
+thread, each on a fiber, so waiting on upstreams costs no thread per run; retries pause
+there without holding up the others, and cancellation and wait_ms work as on a thread."""
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import execute, http_task, integration, publish
+
+
+@pytest.fixture
+def srv(allowed_server):
+    return allowed_server
+
+
+def threads_of(srv):
+    return len(os.listdir(f"/proc/{srv.proc.pid}/task"))
+
+
+def test_waiting_runs_share_one_thread(srv, up):
+    """40 runs waiting 600 ms each on an upstream at once: they overlap, and the process does
+    not grow a thread per run (a pool thread per waiting run would add 40)."""
+    publish(srv, integration("loop/wait", [http_task("h", up.base + "/slow?ms=600&i={{vars.i}}")],
+                             outputs={"slept": "{{vars.httpResult.slept}}"}))
+    execute(srv, "loop/wait", {"i": -1})  # the loop and libcurl start once, before counting
+    before = threads_of(srv)
+    results, peak = [], [0]
+
+    def one(i):
+        results.append(execute(srv, "loop/wait", {"i": i}))
+
+    workers = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    while any(w.is_alive() for w in workers):
+        peak[0] = max(peak[0], threads_of(srv))
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    assert len(results) == 40
+    assert all(r["status"] == "succeeded" and r["output"] == {"slept": 600} for r in results)
+    assert up.hits_of("/slow") == 41
+    assert took < 40 * 0.6 / 4, f"40 runs waiting 600 ms took {took:.1f}s: not concurrent"
+    assert peak[0] - before < 10, f"threads grew from {before} to {peak[0]} while runs waited"
+
+
+def test_a_retry_pause_holds_up_no_other_run(srv, up):
+    """A run pausing between attempts (1.5 s) leaves the loop to the others: a quick run
+    started during the pause finishes at once, and the retrying run still makes its three
+    attempts with their pauses."""
+    publish(srv, integration("loop/retry", [http_task(
+        "h", up.base + "/flaky?key=loop-retry&fail=2",
+        retry={"max_attempts": 3, "initial_ms": 750, "multiplier": 1, "jitter": False})],
+        outputs={"hit": "{{vars.httpResult.hit}}"}))
+    publish(srv, integration("loop/quick", [http_task("h", up.base + "/json")],
+                             outputs={"n": "{{vars.httpResult.n}}"}))
+    box = {}
+
+    def retrying():
+        t = time.monotonic()
+        box["rec"] = execute(srv, "loop/retry")
+        box["took"] = time.monotonic() - t
+
+    worker = threading.Thread(target=retrying)
+    worker.start()
+    time.sleep(0.3)  # inside the first pause
+    t0 = time.monotonic()
+    quick = execute(srv, "loop/quick")
+    quick_took = time.monotonic() - t0
+    worker.join(30)
+    assert quick["status"] == "succeeded" and quick["output"] == {"n": 42}
+    assert quick_took < 0.5, f"a quick run took {quick_took:.2f}s behind a pausing one"
+    rec = box["rec"]
+    assert rec["status"] == "succeeded" and rec["output"] == {"hit": 3}, rec
+    assert 1.4 < box["took"] < 10, box["took"]
+    step = [s for s in srv.get(f"/runs/{rec['id']}").json()["steps"] if s["task"] == "h"][0]
+    assert step["attempt"] == 3, step
+
+
+def test_cancel_and_wait_ms_on_the_loop(srv, up):
+    """wait_ms answers 202 with the id of a run waiting on the loop; cancelling it ends its
+    request in flight, and the run is recorded as cancelled."""
+    publish(srv, integration("loop/hang", [http_task("h", up.base + "/hang", timeout_ms=60000)]))
+    r = srv.execute("loop/hang", {}, query="wait_ms=200")
+    assert r.status == 202, r
+    run_id = r.json()["run_id"]
+    assert srv.get(f"/runs/{run_id}").json()["status"] == "running"
+    t0 = time.monotonic()
+    assert srv.post(f"/runs/{run_id}/cancel").status in (200, 202)
+    status = None
+    while time.monotonic() - t0 < 10:
+        status = srv.get(f"/runs/{run_id}").json()["status"]
+        if status != "running":
+            break
+        time.sleep(0.05)
+    assert status == "cancelled"
+    assert time.monotonic() - t0 < 3
+
+
+def test_timeouts_on_the_loop(srv, up):
+    """A request's timeout_ms is kept by the loop's transfers as by a thread's."""
+    publish(srv, integration("loop/timeout", [http_task(
+        "h", up.base + "/slow?ms=3000", timeout_ms=300, continue_on_error=True)],
+        outputs={"o": "{{tasks.h}}"}))
+    t0 = time.monotonic()
+    rec = execute(srv, "loop/timeout")
+    assert time.monotonic() - t0 < 2.5
+    assert rec["output"]["o"]["success"] is False
+    assert rec["output"]["o"]["error"]["code"] == "timeout"
