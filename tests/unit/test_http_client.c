@@ -355,6 +355,20 @@ static void test_url_with_query(void **state)
     assert_null(http_url_with_query("not a url", NULL, &err));
     assert_int_equal(err.code, BR_EINPUT_INVALID);
     err_clear(&err);
+    /* Nothing to add and nothing to encode: the URL goes out as written. */
+    json_t *none = json_object();
+    u = http_url_with_query("https://api.example.com/x/y?keep=1&a=%20", none, &err);
+    assert_string_equal(u, "https://api.example.com/x/y?keep=1&a=%20");
+    free(u);
+    /* Anything else takes libcurl's parser: a space is refused there, a scheme in capitals is
+     * written back in lower case. */
+    assert_null(http_url_with_query("http://exa mple.com/", none, &err));
+    assert_int_equal(err.code, BR_EINPUT_INVALID);
+    err_clear(&err);
+    u = http_url_with_query("HTTP://api.example.com/", none, &err);
+    assert_string_equal(u, "http://api.example.com/");
+    free(u);
+    json_decref(none);
     json_decref(q);
 }
 
