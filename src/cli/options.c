@@ -311,6 +311,7 @@ void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg)
     f->http_low_speed_bytes = cfg->http_low_speed_bytes;
     f->http_low_speed_ms = cfg->http_low_speed_ms;
     f->http_idle_connections = cfg->http_max_idle_connections;
+    f->loop_runs = cfg->loop_runs;
 }
 
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS])
@@ -340,6 +341,9 @@ void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAG
          "... for N ms fails with timeout (default 10000)", 1000, 60000},
         {"--http-idle-connections", OPT_INT, &f->http_idle_connections, "N",
          "outbound keep-alive connections kept open for reuse (default 64)", 1, 4096},
+        {"--loop-runs", OPT_INT, &f->loop_runs, "N",
+         "async runs that wait only on outbound requests, run at once on the outbound loop "
+         "beside the workers (default 256; 0: on the workers only)", 0, 100000},
     };
     memcpy(rows, table, sizeof table);
 }
@@ -357,4 +361,5 @@ void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg)
     cfg->http_low_speed_bytes = f->http_low_speed_bytes;
     cfg->http_low_speed_ms = f->http_low_speed_ms;
     cfg->http_max_idle_connections = (int)f->http_idle_connections;
+    cfg->loop_runs = (int)f->loop_runs;
 }

@@ -20,6 +20,7 @@ void engine_config_defaults(engine_config_t *cfg)
     cfg->max_descendants = 100000;
     cfg->max_steps = 10000;
     cfg->workers = 4;
+    cfg->loop_runs = 256;
     cfg->retain_days = 30;
     cfg->lease_ms = 30000;
     cfg->max_attempts_on_interrupt = 3;
@@ -46,7 +47,7 @@ int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t
         engine_config_defaults(&eng->cfg);
     if (eng->cfg.max_call_depth < 1 || eng->cfg.max_call_depth > ENGINE_MAX_CALL_DEPTH ||
         eng->cfg.max_steps < 1 || eng->cfg.max_descendants < 1 ||
-        eng->cfg.workers < 1 || eng->cfg.workers > 1024) {
+        eng->cfg.workers < 1 || eng->cfg.workers > 1024 || eng->cfg.loop_runs < 0) {
         free(eng);
         return err_set(err, BR_EUSAGE, "engine settings out of range");
     }

@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "definition/definition.h"
+#include "net/http_loop.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -26,6 +27,7 @@ typedef struct engine_config {
     int64_t max_descendants; /* runs one root's tree may start; default 100000 */
     int max_steps;           /* task executions per run; default 10000 */
     int workers;             /* threads running async runs; default 4 */
+    int loop_runs;           /* async runs at once on the outbound loop; default 256 */
     int retain_days;         /* history kept; default 30 */
     int64_t lease_ms;        /* how long a claimed run stays ours without renewal; 30000 */
     int max_attempts_on_interrupt; /* attempts before an interrupted run fails; 3 */
@@ -53,6 +55,9 @@ int engine_new(const engine_config_t *cfg, store_t *store, engine_t **out, err_t
 void engine_free(engine_t *eng);
 
 store_t *engine_store(engine_t *eng);
+/* The outbound loop (net/http_loop.h) the engine runs async runs on that wait only on outbound
+ * requests; a server runs such sync executions there too. Owned by the engine. */
+http_loop_t *engine_loop(engine_t *eng);
 const engine_config_t *engine_config(engine_t *eng);
 
 /* ---- publishing ---------------------------------------------------------------------------- */

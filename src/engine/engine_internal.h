@@ -117,6 +117,7 @@ struct engine {
     struct secret_key *key; /* NULL until a secret is first sealed or opened */
 
     struct http_client *http; /* task_http.c: the outbound client (guard, keep-alive pool) */
+    struct http_loop *loop;   /* task_http.c: the outbound loop; its thread starts on first use */
 };
 
 /* Set the cancel flag of every run executing here whose cancellation another process asked

@@ -24,6 +24,11 @@
  * the worker finds the state in memory: a root run that never ran has no descendants, and the
  * runs of one tree drained one after another count the tree in the store once, not once each.
  *
+ * A worker hands a run whose only waits are outbound requests (engine_waits) to the outbound
+ * loop while fewer than cfg.loop_runs are there, and takes the next: such runs wait on their
+ * upstreams together on the loop's one thread instead of queueing behind the workers. They
+ * count as active until they end, and scheduler_stop waits for them as for the workers.
+ *
  * In memory there is only the ready list, a timer for the next due run and a wake-up signal;
  * the queue itself lives in the store. */
 #include "engine/engine_internal.h"
@@ -66,7 +71,8 @@ struct scheduler {
     int first, n_ready, cap_ready;
     strmap_t *held;     /* integration name -> held_t, limited integrations only */
     int idle;           /* workers waiting for work */
-    int active;         /* runs being executed by workers */
+    int active;         /* runs being executed, by workers or on the outbound loop */
+    int on_loop;        /* of those, on the loop: at most cfg.loop_runs */
     int64_t last_take;  /* monotonic ms: a worker last took a run, or the list filled */
     int ahead;          /* runs to keep ready beyond the idle workers, 0..PREFETCH */
     bool sched_waiting; /* the scheduler sleeps on WAKE */
@@ -121,6 +127,65 @@ static void release_ready(scheduler_t *s)
     s->first = s->n_ready = 0;
 }
 
+/* Claimed run R has been executed: count it out. Under MU. */
+static void ran(scheduler_t *s, const ready_t *r)
+{
+    s->active--;
+    unhold(s, r->h);
+    if (s->stop_claiming)
+        pthread_cond_broadcast(&s->wake); /* scheduler_stop counts the active runs */
+    else if (s->n_ready == 0 && !s->woken)
+        wake_scheduler(s);
+}
+
+typedef struct loop_run {
+    scheduler_t *s;
+    ready_t r;
+} loop_run_t;
+
+/* A claimed run on a fiber of the outbound loop. */
+static void run_on_loop(void *arg)
+{
+    loop_run_t *lr = arg;
+    scheduler_t *s = lr->s;
+    engine_run_claimed(s->eng, lr->r.rec, lr->r.h != NULL);
+    root_release(s->eng, lr->r.root);
+    pthread_mutex_lock(&s->mu);
+    s->on_loop--;
+    ran(s, &lr->r);
+    pthread_mutex_unlock(&s->mu);
+    free(lr);
+}
+
+/* Hand R to the outbound loop when its only waits are outbound requests and the loop has
+ * room: there it waits without holding a worker, so runs calling slow upstreams do not
+ * queue behind --workers. False when the worker must run it itself. Not under MU. */
+static bool hand_to_loop(scheduler_t *s, const ready_t *r)
+{
+    engine_t *eng = s->eng;
+    if (eng->cfg.loop_runs <= 0 ||
+        engine_waits(eng, r->rec->integration, r->rec->version, EXEC_SYNC) != EXEC_WAITS_NETWORK)
+        return false;
+    pthread_mutex_lock(&s->mu);
+    bool room = s->on_loop < eng->cfg.loop_runs;
+    if (room)
+        s->on_loop++;
+    pthread_mutex_unlock(&s->mu);
+    if (!room)
+        return false;
+    loop_run_t *lr = XNEW(loop_run_t);
+    *lr = (loop_run_t){s, *r};
+    err_t err = {0};
+    if (http_loop_submit(eng->loop, run_on_loop, lr, &err) == 0)
+        return true;
+    err_clear(&err); /* no loop here (libcurl cannot load): the worker runs it, and says why */
+    free(lr);
+    pthread_mutex_lock(&s->mu);
+    s->on_loop--;
+    pthread_mutex_unlock(&s->mu);
+    return false;
+}
+
 static void *worker_main(void *arg)
 {
     scheduler_t *s = arg;
@@ -136,16 +201,16 @@ static void *worker_main(void *arg)
             if (s->n_ready < low_mark(s) && !s->woken)
                 wake_scheduler(s);
             pthread_mutex_unlock(&s->mu);
+            if (hand_to_loop(s, &r)) {
+                pthread_mutex_lock(&s->mu);
+                s->idle++;
+                continue;
+            }
             engine_run_claimed(s->eng, r.rec, r.h != NULL);
             root_release(s->eng, r.root);
             pthread_mutex_lock(&s->mu);
-            s->active--;
             s->idle++;
-            unhold(s, r.h);
-            if (s->stop_claiming)
-                pthread_cond_broadcast(&s->wake); /* scheduler_stop counts the active runs */
-            else if (s->n_ready == 0 && !s->woken)
-                wake_scheduler(s);
+            ran(s, &r);
             continue;
         }
         if (s->stopping)
@@ -155,6 +220,7 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
+
 #define PURGE_EVERY_MS (3600LL * 1000)
 
 static void purge_old_history(engine_t *eng, int64_t now)
@@ -455,6 +521,12 @@ void scheduler_stop(engine_t *eng, int64_t grace_ms)
     pthread_join(s->thread, NULL);
     for (int i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i], NULL);
+    /* As the joins wait for the workers' runs, this waits for the loop's: they count
+     * themselves out under S's lock. */
+    pthread_mutex_lock(&s->mu);
+    while (s->on_loop > 0)
+        cond_wait_until(&s->wake, &s->mu, NO_DEADLINE, 50);
+    pthread_mutex_unlock(&s->mu);
     free(s->workers);
     free(s->ready);
     strmap_each(s->held, free_held, NULL); /* empty unless a run outlived the grace period */

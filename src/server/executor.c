@@ -41,7 +41,7 @@ struct executor {
     pthread_t timer_tid;
     executor_timer_t *timers, *timers_tail;
     int64_t timer_wake_at; /* monotonic ms the timer thread wakes by itself at the latest */
-    http_loop_t *loop;
+    http_loop_t *loop; /* the engine's, borrowed */
 };
 
 /* A job of the outbound loop: the executor counts it in flight until it returns. */
@@ -129,7 +129,7 @@ static void *timer_main(void *arg)
 }
 
 /* Create the pool; no worker thread starts until the first job. Main thread. */
-executor_t *executor_new(int max_threads, int max_idle_connections)
+executor_t *executor_new(int max_threads, http_loop_t *loop)
 {
     executor_t *ex = XNEW(executor_t);
     pthread_mutex_init(&ex->mu, NULL);
@@ -144,7 +144,7 @@ executor_t *executor_new(int max_threads, int max_idle_connections)
     ex->max_threads = max_threads > 0 ? max_threads : 1;
     ex->tids = xcalloc((size_t)ex->max_threads, sizeof(pthread_t));
     pthread_create(&ex->timer_tid, NULL, timer_main, ex);
-    ex->loop = http_loop_new(SERVER_STACK_BYTES, max_idle_connections);
+    ex->loop = loop;
     return ex;
 }
 
@@ -301,7 +301,6 @@ void executor_free(executor_t *ex)
     for (int i = 0; i < ex->threads; i++)
         pthread_join(ex->tids[i], NULL);
     pthread_join(ex->timer_tid, NULL);
-    http_loop_free(ex->loop);
     free(ex->tids);
     pthread_cond_destroy(&ex->work);
     pthread_cond_destroy(&ex->idle);

@@ -309,7 +309,7 @@ int server_run(const server_config_t *cfg, engine_t *eng, store_t *st, err_t *er
     signal(SIGPIPE, SIG_IGN);
 
     pthread_mutex_init(&srv.auth_lock, NULL);
-    srv.exec = executor_new(cfg->max_inflight, engine_config(eng)->http_max_idle_connections);
+    srv.exec = executor_new(cfg->max_inflight, engine_loop(eng));
     if ((rc = engine_start(eng, err)) < 0)
         goto out;
     /* poll(2), not epoll: with epoll, libmicrohttpd 0.9.75 leaves a half-closed connection that

@@ -181,10 +181,10 @@ typedef struct executor_timer {
     bool armed;
 } executor_timer_t;
 
-/* A pool of threads (8 MiB stacks, made on demand), the outbound loop (fibers with 8 MiB
- * stacks, keeping at most MAX_IDLE_CONNECTIONS idle keep-alive connections) and one timer
- * thread. At most MAX_THREADS jobs of the pool and the loop are in flight at once. */
-executor_t *executor_new(int max_threads, int max_idle_connections);
+/* A pool of threads (8 MiB stacks, made on demand), the outbound LOOP (borrowed: the
+ * engine's) and one timer thread. At most MAX_THREADS jobs of the pool and the loop are in
+ * flight at once. */
+executor_t *executor_new(int max_threads, http_loop_t *loop);
 /* Run FN(ARG) on a pool thread; -1 when MAX_THREADS jobs are already in flight. */
 int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg);
 /* Run FN(ARG) on a fiber of the outbound loop (net/http_loop.h): for a job that waits only

@@ -1,13 +1,14 @@
 """Runs whose only waits are outbound requests run on the outbound loop: many runs on one
 thread, each on a fiber, so waiting on upstreams costs no thread per run; retries pause
-there without holding up the others, and cancellation and wait_ms work as on a thread."""
+there without holding up the others, and cancellation and wait_ms work as on a thread. Sync
+executions go there from the HTTP server, async runs from the workers (up to --loop-runs)."""
 import os
 import threading
 import time
 
 import pytest
 
-from conftest import execute, http_task, integration, publish
+from conftest import ALLOW, execute, http_task, integration, publish
 
 
 @pytest.fixture
@@ -109,3 +110,43 @@ def test_timeouts_on_the_loop(srv, up):
     assert time.monotonic() - t0 < 2.5
     assert rec["output"]["o"]["success"] is False
     assert rec["output"]["o"]["error"]["code"] == "timeout"
+
+
+def _async_batch(srv, up, n, ms, tag):
+    """Start N async runs that each wait MS on the upstream; return (seconds until all
+    succeeded, their records)."""
+    name = f"loop/async-{tag}"
+    publish(srv, integration(name, [http_task("h", up.base + f"/slow?ms={ms}&i={{{{vars.i}}}}")],
+                             outputs={"slept": "{{vars.httpResult.slept}}"}))
+    t0 = time.monotonic()
+    ids = []
+    for i in range(n):
+        r = srv.execute(name, {"i": i}, query="mode=async")
+        assert r.status == 202, r
+        ids.append(r.json()["run_id"])
+    recs = [srv.wait_run(run_id, timeout=60) for run_id in ids]
+    return time.monotonic() - t0, recs
+
+
+def test_async_runs_waiting_on_the_network_pass_the_workers(make_server, up):
+    """With one worker, 12 async runs waiting 500 ms each finish together on the outbound
+    loop; with --loop-runs 0 they take the worker one after another."""
+    srv = make_server(ALLOW + ("--workers", "1"), name="loop")
+    took, recs = _async_batch(srv, up, 12, 500, "loop")
+    assert all(r["status"] == "succeeded" and r["output"] == {"slept": 500} for r in recs), recs
+    assert took < 12 * 0.5 / 3, f"12 async runs of 500 ms took {took:.1f}s on the loop"
+
+    serial = make_server(ALLOW + ("--workers", "1", "--loop-runs", "0"), name="workers")
+    took, recs = _async_batch(serial, up, 4, 500, "workers")
+    assert all(r["status"] == "succeeded" for r in recs), recs
+    assert took >= 4 * 0.5, f"4 async runs of 500 ms on one worker took only {took:.1f}s"
+
+
+def test_loop_runs_is_a_limit(make_server, up):
+    """--loop-runs 2: two async runs wait on the loop and the rest take the one worker, so 6
+    runs of 600 ms need at least two rounds, and all finish."""
+    srv = make_server(ALLOW + ("--workers", "1", "--loop-runs", "2"), name="limited")
+    took, recs = _async_batch(srv, up, 6, 600, "limited")
+    assert all(r["status"] == "succeeded" for r in recs), recs
+    assert took >= 2 * 0.6, f"6 runs with room for 3 at once took only {took:.1f}s"
+    assert took < 6 * 0.6, f"6 runs with room for 3 at once took {took:.1f}s: none overlapped"
