@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ALLOW, execute, http_task, integration, publish
+from conftest import ALLOW, call, execute, http_task, integration, publish
 
 
 @pytest.fixture
@@ -150,3 +150,16 @@ def test_loop_runs_is_a_limit(make_server, up):
     assert all(r["status"] == "succeeded" for r in recs), recs
     assert took >= 2 * 0.6, f"6 runs with room for 3 at once took only {took:.1f}s"
     assert took < 6 * 0.6, f"6 runs with room for 3 at once took {took:.1f}s: none overlapped"
+
+
+def test_a_deep_call_chain_runs_on_a_fiber(srv, up):
+    """Sync calls recurse on the fiber's own stack: a chain 30 deep whose leaf calls out runs
+    on the loop to the end, each level mapping the leaf's answer back up."""
+    publish(srv, integration("loop/chain0", [http_task("h", up.base + "/json")],
+                             outputs={"n": "{{vars.httpResult.n}}"}))
+    for i in range(1, 31):
+        publish(srv, integration(f"loop/chain{i}", [call("c", f"loop/chain{i - 1}")],
+                                 outputs={"n": "{{tasks.c.result.n}}"}))
+    rec = execute(srv, "loop/chain30")
+    assert rec["status"] == "succeeded" and rec["output"] == {"n": 42}, rec
+    assert up.hits_of("/json") == 1
