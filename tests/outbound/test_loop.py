@@ -163,3 +163,29 @@ def test_a_deep_call_chain_runs_on_a_fiber(srv, up):
     rec = execute(srv, "loop/chain30")
     assert rec["status"] == "succeeded" and rec["output"] == {"n": 42}, rec
     assert up.hits_of("/json") == 1
+
+
+def test_a_for_each_in_turn_runs_on_the_loop(srv, up):
+    """A for_each that calls an http integration one item at a time (parallelism 1) waits on
+    the loop: 20 such runs of two 300 ms calls each overlap and add no thread per run."""
+    publish(srv, integration("loop/fetch", [http_task("h", up.base + "/slow?ms=300&i={{vars.i}}")],
+                             outputs={"slept": "{{vars.httpResult.slept}}"}))
+    publish(srv, integration("loop/each", [call("c", "loop/fetch", for_each="{{vars.items}}",
+                                                parallelism=1, input={"i": "{{item}}"})],
+                             outputs={"r": "{{tasks.c.result}}"}))
+    execute(srv, "loop/each", {"items": [0]})
+    before = threads_of(srv)
+    results, peak = [], [0]
+    workers = [threading.Thread(target=lambda: results.append(
+        execute(srv, "loop/each", {"items": [1, 2]}))) for _ in range(20)]
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    while any(w.is_alive() for w in workers):
+        peak[0] = max(peak[0], threads_of(srv))
+        time.sleep(0.05)
+    took = time.monotonic() - t0
+    assert len(results) == 20
+    assert all(r["output"] == {"r": [{"slept": 300}, {"slept": 300}]} for r in results), results
+    assert took < 20 * 0.6 / 4, f"20 runs of two 300 ms calls took {took:.1f}s"
+    assert peak[0] - before < 10, f"threads grew from {before} to {peak[0]}"

@@ -320,6 +320,12 @@ static void test_engine_waits(void **state)
     publish(f, "{\"name\":\"fetches\",\"tasks\":[{\"id\":\"c\",\"type\":\"call_integration\","
                "\"integration\":\"fetch\"},{\"id\":\"d\",\"type\":\"call_integration\","
                "\"integration\":\"leaf\"}]}");
+    publish(f, "{\"name\":\"fetch_each\",\"tasks\":[{\"id\":\"c\","
+               "\"type\":\"call_integration\",\"integration\":\"fetch\","
+               "\"for_each\":\"{{vars.items}}\",\"parallelism\":1}]}");
+    publish(f, "{\"name\":\"leaf_each\",\"tasks\":[{\"id\":\"c\","
+               "\"type\":\"call_integration\",\"integration\":\"leaf\","
+               "\"for_each\":\"{{vars.items}}\",\"parallelism\":1}]}");
     publish(f, "{\"name\":\"fetch_then_script\",\"tasks\":[{\"id\":\"c\","
                "\"type\":\"call_integration\",\"integration\":\"fetch\"},{\"id\":\"l\","
                "\"type\":\"script\",\"lang\":\"lua\",\"source\":\"return 1\"}]}");
@@ -343,6 +349,8 @@ static void test_engine_waits(void **state)
         {"fetch", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
         {"fetches", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
         {"fetch_then_script", EXEC_DEFAULT, EXEC_WAITS_OTHER},
+        {"fetch_each", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
+        {"leaf_each", EXEC_DEFAULT, EXEC_WAITS_NETWORK},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         /* twice: the second answer comes from the registry's memory */
