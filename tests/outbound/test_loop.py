@@ -20,31 +20,35 @@ def threads_of(srv):
     return len(os.listdir(f"/proc/{srv.proc.pid}/task"))
 
 
+def at_once(srv, name, payloads):
+    """Execute NAME once per payload, all at once, the first payload alone before (the loop
+    and libcurl start once). Returns (seconds, records, threads the process grew by at most
+    while they ran)."""
+    execute(srv, name, payloads[0])
+    before = threads_of(srv)
+    results, peak = [], before
+    workers = [threading.Thread(target=lambda p=p: results.append(execute(srv, name, p)))
+               for p in payloads[1:]]
+    t0 = time.monotonic()
+    for w in workers:
+        w.start()
+    while any(w.is_alive() for w in workers):
+        peak = max(peak, threads_of(srv))
+        time.sleep(0.05)
+    return time.monotonic() - t0, results, peak - before
+
+
 def test_waiting_runs_share_one_thread(srv, up):
     """40 runs waiting 600 ms each on an upstream at once: they overlap, and the process does
     not grow a thread per run (a pool thread per waiting run would add 40)."""
     publish(srv, integration("loop/wait", [http_task("h", up.base + "/slow?ms=600&i={{vars.i}}")],
                              outputs={"slept": "{{vars.httpResult.slept}}"}))
-    execute(srv, "loop/wait", {"i": -1})  # the loop and libcurl start once, before counting
-    before = threads_of(srv)
-    results, peak = [], [0]
-
-    def one(i):
-        results.append(execute(srv, "loop/wait", {"i": i}))
-
-    workers = [threading.Thread(target=one, args=(i,)) for i in range(40)]
-    t0 = time.monotonic()
-    for w in workers:
-        w.start()
-    while any(w.is_alive() for w in workers):
-        peak[0] = max(peak[0], threads_of(srv))
-        time.sleep(0.05)
-    took = time.monotonic() - t0
+    took, results, grew = at_once(srv, "loop/wait", [{"i": i} for i in range(-1, 40)])
     assert len(results) == 40
     assert all(r["status"] == "succeeded" and r["output"] == {"slept": 600} for r in results)
     assert up.hits_of("/slow") == 41
     assert took < 40 * 0.6 / 4, f"40 runs waiting 600 ms took {took:.1f}s: not concurrent"
-    assert peak[0] - before < 10, f"threads grew from {before} to {peak[0]} while runs waited"
+    assert grew < 10, f"threads grew by {grew} while runs waited"
 
 
 def test_a_retry_pause_holds_up_no_other_run(srv, up):
@@ -173,19 +177,8 @@ def test_a_for_each_in_turn_runs_on_the_loop(srv, up):
     publish(srv, integration("loop/each", [call("c", "loop/fetch", for_each="{{vars.items}}",
                                                 parallelism=1, input={"i": "{{item}}"})],
                              outputs={"r": "{{tasks.c.result}}"}))
-    execute(srv, "loop/each", {"items": [0]})
-    before = threads_of(srv)
-    results, peak = [], [0]
-    workers = [threading.Thread(target=lambda: results.append(
-        execute(srv, "loop/each", {"items": [1, 2]}))) for _ in range(20)]
-    t0 = time.monotonic()
-    for w in workers:
-        w.start()
-    while any(w.is_alive() for w in workers):
-        peak[0] = max(peak[0], threads_of(srv))
-        time.sleep(0.05)
-    took = time.monotonic() - t0
+    took, results, grew = at_once(srv, "loop/each", [{"items": [0]}] + [{"items": [1, 2]}] * 20)
     assert len(results) == 20
     assert all(r["output"] == {"r": [{"slept": 300}, {"slept": 300}]} for r in results), results
     assert took < 20 * 0.6 / 4, f"20 runs of two 300 ms calls took {took:.1f}s"
-    assert peak[0] - before < 10, f"threads grew from {before} to {peak[0]}"
+    assert grew < 10, f"threads grew by {grew} while runs waited"
