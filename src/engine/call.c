@@ -145,14 +145,14 @@ static exec_waits_t max_waits(exec_waits_t a, exec_waits_t b)
 }
 
 /* What the sync call task C may wait for: a call to a literal target that runs synchronously,
- * once or once per item in turn (parallelism 1), waits for what the target waits for; any
- * other call may wait for anything (a fan-out waits for its helper threads). A target that
- * does not resolve fails fast. A for_each counts as waiting on the network at least: it may
- * run long, and must not hold an HTTP thread. */
+ * once or once per item (a fan-out on the outbound loop has fibers for helpers), waits for
+ * what the target waits for; any other call may wait for anything. A target that does not
+ * resolve fails fast. A for_each counts as waiting on the network at least: it may run long,
+ * and must not hold an HTTP thread. */
 static exec_waits_t call_waits(engine_t *eng, const call_task_t *c, int depth)
 {
-    if (!c->literal_target || c->trigger || (c->for_each && c->parallelism > 1) ||
-        c->delay_ms || c->idempotency_key || c->strategy == STRATEGY_ASYNC)
+    if (!c->literal_target || c->trigger || c->delay_ms || c->idempotency_key ||
+        c->strategy == STRATEGY_ASYNC)
         return EXEC_WAITS_OTHER;
     exec_waits_t least = c->for_each ? EXEC_WAITS_NETWORK : EXEC_WAITS_NOTHING;
     const definition_t *child;

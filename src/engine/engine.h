@@ -122,8 +122,8 @@ int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t
  *   calls synchronously use only set, switch, fail and single sync calls with literal
  *   targets, without retries.
  * - EXEC_WAITS_NETWORK: as well, http and connector tasks, retries' pauses and for_each
- *   calls made one item at a time (parallelism 1), whose waits go through a fiber's host
- *   when it runs on one (net/http_loop.h).
+ *   calls, whose waits go through a fiber's host when it runs on one (net/http_loop.h; a
+ *   fan-out there has fibers of the loop for helpers).
  * - EXEC_WAITS_OTHER: anything else (scripts, await, async or repeated calls...).
  * A publish that changes this is seen as the registry sees new versions. The most cautious
  * answer when unsure (deep call chains); unknown names fail at once, so they wait for

@@ -4,11 +4,13 @@
  * Sync calls run the child right here (engine_call executes it on this thread). A for_each with
  * parallelism above 1 becomes a fan-out: this thread takes items one by one while idle helper
  * threads may take others; the calling thread never sleeps while an item is left unstarted, so
- * nested fan-outs cannot deadlock however many wait at once. */
+ * nested fan-outs cannot deadlock however many wait at once. On a fiber of the outbound loop
+ * the helpers are fibers of that loop instead. */
 #include "engine/engine_internal.h"
 
 #include "core/jsonx.h"
 #include "core/xalloc.h"
+#include "net/http_loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +335,44 @@ static void fan_out(call_job_t *job, int n, int parallelism)
     pthread_mutex_unlock(&fan_mu);
 }
 
+/* ---- fan-out over fibers of the outbound loop ----------------------------------------------- */
+
+/* On a fiber of the outbound loop, the fan-out's other hands are fibers of the same loop: no
+ * helper thread is woken or waited for (the loop's thread must never sleep on a condition
+ * variable), and the thread runs whichever item is not waiting on the network. Every fiber
+ * takes items until none is left, as the threads do; all run on one thread, so the shared
+ * counters need no lock. */
+typedef struct fiber_fan {
+    call_job_t *job;
+    int n, next;  /* items; first item not yet taken */
+    int helpers;  /* helper fibers not finished */
+    void *owner;  /* the calling job while it waits for them, else NULL */
+} fiber_fan_t;
+
+static void fiber_helper(void *arg)
+{
+    fiber_fan_t *f = arg;
+    while (f->next < f->n)
+        run_element(f->job, f->next++);
+    if (--f->helpers == 0 && f->owner)
+        http_loop_wake(f->owner);
+}
+
+static void fan_out_fibers(call_job_t *job, int n, int parallelism)
+{
+    fiber_fan_t f = {.job = job, .n = n};
+    int want = parallelism - 1 < n - 1 ? parallelism - 1 : n - 1;
+    for (int i = 0; i < want; i++)
+        if (http_loop_spawn(fiber_helper, &f) == 0)
+            f.helpers++;
+    while (f.next < f.n)
+        run_element(job, f.next++);
+    while (f.helpers > 0) {
+        f.owner = http_loop_self();
+        http_loop_park();
+    }
+}
+
 /* ---- the task ------------------------------------------------------------------------------ */
 
 /* Execute one attempt of call_integration task T. See engine_internal.h. */
@@ -369,7 +409,10 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
         /* Children on other threads read what their callers found once and kept: the trace
          * id is found here, before they start (the run was written already: must_announce). */
         run_trace_id(ctx);
-        fan_out(&job, n, c->parallelism);
+        if (http_loop_here())
+            fan_out_fibers(&job, n, c->parallelism);
+        else
+            fan_out(&job, n, c->parallelism);
     } else {
         for (int i = 0; i < n; i++)
             run_element(&job, i);

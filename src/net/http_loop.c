@@ -90,18 +90,26 @@ static void strand_sleep(void *host, fiber_t *f, int64_t ms)
     fiber_yield();
 }
 
-static void start(http_loop_t *l, strand_t *s)
+/* Give S a fiber of L. False when no stack could be had. */
+static bool give_fiber(http_loop_t *l, strand_t *s)
 {
     s->fiber = fiber_new(strand_main, s, l->stack_bytes);
-    if (!s->fiber) {
+    if (!s->fiber)
+        return false;
+    fiber_set_host(s->fiber, l, strand_sleep);
+    l->live++;
+    return true;
+}
+
+static void start(http_loop_t *l, strand_t *s)
+{
+    if (!give_fiber(l, s)) {
         /* No address space for a stack: run the job on the loop's own stack, where its
          * transfers block this thread (http_loop_here is false there), rather than lose it. */
         s->fn(s->arg);
         free(s);
         return;
     }
-    fiber_set_host(s->fiber, l, strand_sleep);
-    l->live++;
     step(l, s);
 }
 
@@ -250,6 +258,37 @@ void http_loop_free(http_loop_t *l)
     }
     pthread_mutex_destroy(&l->mu);
     free(l);
+}
+
+int http_loop_spawn(void (*fn)(void *arg), void *arg)
+{
+    http_loop_t *l = running->loop;
+    strand_t *s = XNEW(strand_t);
+    s->loop = l;
+    s->fn = fn;
+    s->arg = arg;
+    if (!give_fiber(l, s)) {
+        free(s);
+        return -1;
+    }
+    push_ready(l, s); /* the loop steps it after the caller yields: fibers never nest */
+    return 0;
+}
+
+void *http_loop_self(void)
+{
+    return running;
+}
+
+void http_loop_park(void)
+{
+    fiber_yield(); /* in no list: only http_loop_wake brings it back */
+}
+
+void http_loop_wake(void *job)
+{
+    strand_t *s = job;
+    push_ready(s->loop, s);
 }
 
 bool http_loop_here(void)

@@ -29,6 +29,17 @@ int http_loop_submit(http_loop_t *l, void (*fn)(void *arg), void *arg, err_t *er
 /* Stop the thread and free. Every job must have finished. NULL-safe. */
 void http_loop_free(http_loop_t *l);
 
+/* Run FN(ARG) as another job of the calling job's loop, beside it (a fiber of its own): the
+ * loop starts it once the caller next waits. 0, or -1 when no stack could be had. On a job
+ * only. */
+int http_loop_spawn(void (*fn)(void *arg), void *arg);
+/* The calling job, for http_loop_wake. On a job only. */
+void *http_loop_self(void);
+/* Sleep until another job of the same loop passes this one to http_loop_wake. On a job only. */
+void http_loop_park(void);
+/* Let parked JOB (http_loop_self) go on once the caller waits. From a job of JOB's loop. */
+void http_loop_wake(void *job);
+
 /* Whether the caller is a job of a loop (so it may wait through http_loop_transfer). */
 bool http_loop_here(void);
 /* Perform EASY (a configured libcurl easy handle, CURL *) as a transfer of the calling job's

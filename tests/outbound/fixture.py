@@ -70,6 +70,9 @@ def pieces(value):
 class Upstream(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Fan-outs open many connections at once; the default backlog of 5 drops their SYNs, and
+    # the retries (1 s, 3 s...) would stand in for the engine's own concurrency.
+    request_queue_size = 256
 
     def __init__(self):
         self.lock = threading.Lock()

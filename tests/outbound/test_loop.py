@@ -169,6 +169,27 @@ def test_a_deep_call_chain_runs_on_a_fiber(srv, up):
     assert up.hits_of("/json") == 1
 
 
+def test_a_fan_out_runs_on_fibers_of_the_loop(srv, up):
+    """A for_each with parallelism 8 over an http integration runs on the loop with fibers for
+    helpers: 10 such runs of 16 calls of 300 ms overlap as the parallelism allows, add no
+    thread, and every item's result comes back in order."""
+    publish(srv, integration("loop/one", [http_task("h", up.base + "/slow?ms=300&i={{vars.i}}")],
+                             outputs={"i": "{{vars.i}}", "slept": "{{vars.httpResult.slept}}"}))
+    publish(srv, integration("loop/fan", [call("c", "loop/one", for_each="{{vars.items}}",
+                                               parallelism=8, input={"i": "{{item}}"})],
+                             outputs={"r": "{{tasks.c.result}}"}))
+    items = list(range(16))
+    took, results, grew = at_once(srv, "loop/fan", [{"items": [0]}] + [{"items": items}] * 10)
+    assert len(results) == 10
+    for r in results:
+        assert r["status"] == "succeeded", r
+        assert r["output"]["r"] == [{"i": i, "slept": 300} for i in items]
+    # 16 items at 8 at once: two rounds of 300 ms per run, the ten runs side by side.
+    assert 0.6 <= took < 10 * 0.6 / 3, f"10 fan-outs of 16 x 300 ms took {took:.1f}s"
+    assert grew < 10, f"threads grew by {grew} while runs waited"
+    assert up.hits_of("/slow") == 161
+
+
 def test_a_for_each_in_turn_runs_on_the_loop(srv, up):
     """A for_each that calls an http integration one item at a time (parallelism 1) waits on
     the loop: 20 such runs of two 300 ms calls each overlap and add no thread per run."""

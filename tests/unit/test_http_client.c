@@ -478,6 +478,66 @@ static void test_loop_sleep_cancel_timeout(void **state)
     http_client_free(c);
 }
 
+typedef struct family {
+    http_client_t *c;
+    int left;      /* children not finished */
+    void *parent;  /* the parent job, parked until they are */
+    long status[3];
+    int next;      /* the child to start next */
+    int64_t ended; /* when the parent went on */
+    atomic_int *done;
+} family_t;
+
+static void child(void *arg)
+{
+    family_t *fam = arg;
+    int me = fam->next++;
+    http_request_t req = {.method = "GET", .url = url("/pause"), .timeout_ms = 5000,
+                          .max_response_bytes = 1 << 20};
+    http_response_t resp;
+    err_t err = {0};
+    if (http_perform(fam->c, &req, &resp, &err) == 0)
+        fam->status[me] = resp.status;
+    http_response_deinit(&resp);
+    err_clear(&err);
+    if (--fam->left == 0)
+        http_loop_wake(fam->parent);
+}
+
+static void parent(void *arg)
+{
+    family_t *fam = arg;
+    for (int i = 0; i < 3; i++)
+        if (http_loop_spawn(child, fam) == 0)
+            fam->left++;
+    fam->parent = http_loop_self();
+    while (fam->left > 0)
+        http_loop_park();
+    fam->ended = clock_mono_ms();
+    atomic_fetch_add(fam->done, 1);
+}
+
+/* A job spawns three more beside it on its loop and parks until they have all answered: their
+ * 300 ms requests overlap, and the last one to finish wakes it. */
+static void test_loop_spawn_park_wake(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_loop_t *l = http_loop_new(256 * 1024, 8);
+    atomic_int done = 0;
+    family_t fam = {.c = c, .done = &done};
+    int64_t t0 = clock_mono_ms();
+    err_t err = {0};
+    assert_int_equal(http_loop_submit(l, parent, &fam, &err), 0);
+    wait_for(&done, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fam.status[i], 200);
+    assert_true(fam.ended - t0 >= 300);
+    assert_true(fam.ended - t0 < 3 * 300);
+    http_loop_free(l);
+    http_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_url_with_query),
         cmocka_unit_test(test_loop_overlaps_requests),
         cmocka_unit_test(test_loop_sleep_cancel_timeout),
+        cmocka_unit_test(test_loop_spawn_park_wake),
     };
     return cmocka_run_group_tests(tests, start_upstream, stop_upstream);
 }
