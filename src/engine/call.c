@@ -334,11 +334,10 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
 
     if (spec->on_started) {
         /* The caller may answer with this id before the run ends: the record is queued now,
-         * and a caller that does hand the id out flushes the store first (SPEC §8: committed
-         * before answered). Most sync runs end before that, and then one commit serves. */
+         * and a caller that does hand the id out waits for its ticket's commit first (SPEC §8:
+         * committed before answered). Most sync runs end before that, and one commit serves. */
         rec->status = RUN_RUNNING;
-        store_run_put(eng->store, rec);
-        spec->on_started(spec->started_ctx, rec->id);
+        spec->on_started(spec->started_ctx, rec->id, store_run_put(eng->store, rec));
     }
     run_result_t rr;
     run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr, spec->record);

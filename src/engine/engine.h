@@ -96,9 +96,9 @@ typedef struct exec_request {
     int64_t delay_ms;            /* async only */
     /* Called (on the executing thread) once a sync root run exists, before its first task,
      * with its id: lets a caller that stops waiting answer with the id while the run goes on.
-     * The run's record is queued, not yet durable: flush the store before handing the id out.
-     * NULL = not needed. */
-    void (*on_started)(void *ctx, const char *run_id);
+     * The run's record is queued, not yet durable: TICKET is its store ticket, to see
+     * committed (store_on_commit, store_wait) before the id is handed out. NULL = not needed. */
+    void (*on_started)(void *ctx, const char *run_id, uint64_t ticket);
     void *started_ctx;
     /* NULL: engine_execute returns once the run's record is durable. Else it does not wait:
      * *TICKET is the store ticket the caller must see committed (store_wait, store_on_commit)

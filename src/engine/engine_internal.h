@@ -261,7 +261,7 @@ typedef struct call_spec {
      * outside): a queued run's values can be kept for its claim (store_run_put_kept). A run's
      * own calls render theirs from its vars, which later tasks may change. */
     bool fixed_values;
-    void (*on_started)(void *ctx, const char *run_id); /* see exec_request_t */
+    void (*on_started)(void *ctx, const char *run_id, uint64_t ticket); /* see exec_request_t */
     void *started_ctx;
     json_t **record; /* a sync run's final record as the API shows it (run_rec_to_json), owned;
                         NULL = not wanted */

@@ -37,6 +37,7 @@ typedef struct exec_job {
     bool is_trigger;
     char run_id[UUID_STR_LEN];
     json_t *started;    /* ids of the sync runs started so far (array) */
+    uint64_t started_ticket; /* store ticket of the last started run's record */
     executor_timer_t timer;
     struct MHD_Response *response; /* a fiber's answer, while its record is being committed */
     int status;
@@ -113,8 +114,19 @@ static void resume(request_t *req)
         http_resume_with(req, req->status, req->response);
 }
 
-/* on_started: the engine made a sync root run. Executor thread. */
-static void on_started(void *ctx, const char *run_id)
+static void answer_when_committed(void *arg, int rc, const err_t *err);
+
+/* REQ answers 202 with the ids of runs whose records are at most TICKET: it goes out once they
+ * are committed (SPEC §8). No thread waits for that: not the loop's, nor the timer's. */
+static void resume_when_committed(server_t *srv, request_t *req, uint64_t ticket)
+{
+    if (req)
+        store_on_commit(srv->st, ticket, answer_when_committed, req);
+}
+
+/* on_started: the engine made a sync root run, whose record is TICKET. Executor thread or
+ * outbound loop. */
+static void on_started(void *ctx, const char *run_id, uint64_t ticket)
 {
     exec_job_t *j = ctx;
     request_t *req = NULL;
@@ -122,12 +134,11 @@ static void on_started(void *ctx, const char *run_id)
     if (!j->run_id[0])
         snprintf(j->run_id, sizeof j->run_id, "%s", run_id);
     json_array_append_new(j->started, json_string(run_id));
+    j->started_ticket = ticket;
     if (j->timed_out && !j->answered)
         req = answer_locked(j, 202, still_running(j));
     pthread_mutex_unlock(&j->mu);
-    if (req) /* the id goes out: its record must be committed first (SPEC §8) */
-        store_flush(j->srv->st, NULL);
-    resume(req);
+    resume_when_committed(j->srv, req, ticket);
 }
 
 /* wait_ms passed. Timer thread. */
@@ -142,10 +153,9 @@ static void on_deadline(void *arg)
         else
             j->timed_out = true;
     }
+    uint64_t ticket = j->started_ticket;
     pthread_mutex_unlock(&j->mu);
-    if (req) /* the id goes out: its record must be committed first (SPEC §8) */
-        store_flush(j->srv->st, NULL);
-    resume(req);
+    resume_when_committed(j->srv, req, ticket);
     job_unref(j);
 }
 

@@ -97,6 +97,19 @@ def test_wait_ms_202_then_the_run_finishes(server):
     assert rec["status"] == "succeeded" and rec["output"] == {"slept": 1500}
 
 
+def test_wait_ms_0_answers_with_a_committed_run(server):
+    """wait_ms=0 answers 202 as soon as the run exists, and only once its record is
+    committed: the id it hands out is in history at once, every time."""
+    server.publish(nop_doc(), slow_doc())
+    for _ in range(10):
+        r = server.execute("t/slow", {"ms": 300}, query="wait_ms=0")
+        assert r.status == 202, r
+        run_id = r.json()["run_id"]
+        got = server.get(f"/runs/{run_id}")
+        assert got.status == 200, got
+        assert got.json()["status"] in ("running", "succeeded")
+
+
 def test_sync_waits_for_a_slow_run(server):
     server.publish(nop_doc(), slow_doc())
     t0 = time.monotonic()
