@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
+#include "net/http_loop.h"
 #include "vault/scrub.h"
 
 #include <math.h>
@@ -423,6 +424,7 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
             res->error = run_error(ctx, "timeout", "the run passed its deadline", last_task);
             return;
         }
+        http_loop_share(); /* on the outbound loop, a long run of tasks lets the others run */
         if (++ctx->steps > cfg->max_steps) {
             char msg[128];
             snprintf(msg, sizeof msg, "the run passed max_steps (%d task executions)",

@@ -18,6 +18,8 @@
 
 /* The longest the loop waits without being woken: a bound, not a poll interval. */
 #define IDLE_WAIT_MS 1000
+/* How long a job may run without waiting before http_loop_share lets the others run. */
+#define SLICE_MS 2
 
 typedef struct strand {
     struct strand *next; /* in exactly one list: new, ready or sleeping (or none, in flight) */
@@ -27,6 +29,7 @@ typedef struct strand {
     void *arg;
     int result;    /* CURLcode of its last transfer */
     int64_t due;   /* monotonic ms, while sleeping */
+    int64_t resumed_at; /* monotonic ms it last got the thread */
 } strand_t;
 
 struct http_loop {
@@ -66,6 +69,7 @@ static void strand_main(void *arg)
 static void step(http_loop_t *l, strand_t *s)
 {
     running = s;
+    s->resumed_at = clock_mono_ms();
     bool done = fiber_resume(s->fiber);
     running = NULL;
     if (done) {
@@ -175,11 +179,14 @@ static void *loop_main(void *arg)
         curl_multi_perform(l->multi, &in_flight);
         busy |= collect_transfers(l);
         busy |= collect_sleepers(l);
-        while (l->ready) {
-            strand_t *s = l->ready;
-            l->ready = s->next;
-            if (!l->ready)
-                l->ready_tail = NULL;
+        /* Only those ready now: one made ready meanwhile (a share, a wake, a spawn) waits for
+         * the next pass, after libcurl has moved the transfers along. */
+        strand_t *ready = l->ready;
+        l->ready = l->ready_tail = NULL;
+        busy |= ready != NULL;
+        while (ready) {
+            strand_t *s = ready;
+            ready = s->next;
             step(l, s);
         }
         if (stop && l->live == 0)
@@ -289,6 +296,15 @@ void http_loop_wake(void *job)
 {
     strand_t *s = job;
     push_ready(s->loop, s);
+}
+
+void http_loop_share(void)
+{
+    strand_t *s = running;
+    if (!s || !fiber_current() || clock_mono_ms() - s->resumed_at < SLICE_MS)
+        return;
+    push_ready(s->loop, s); /* behind the jobs already ready */
+    fiber_yield();
 }
 
 bool http_loop_here(void)

@@ -40,6 +40,11 @@ void http_loop_park(void);
 /* Let parked JOB (http_loop_self) go on once the caller waits. From a job of JOB's loop. */
 void http_loop_wake(void *job);
 
+/* Let the loop's other jobs run, when the calling job has run for a time slice without
+ * waiting: a job that may compute for long (a long run of tasks) calls this now and then, so
+ * that it cannot hold up the others' transfers. At once when not a job of a loop. */
+void http_loop_share(void);
+
 /* Whether the caller is a job of a loop (so it may wait through http_loop_transfer). */
 bool http_loop_here(void);
 /* Perform EASY (a configured libcurl easy handle, CURL *) as a transfer of the calling job's

@@ -538,6 +538,39 @@ static void test_loop_spawn_park_wake(void **state)
     http_client_free(c);
 }
 
+static void computes(void *arg)
+{
+    loop_job_t *j = arg;
+    int64_t until = clock_mono_ms() + 300;
+    while (clock_mono_ms() < until)
+        http_loop_share(); /* a job busy for 300 ms without waiting, sharing the thread */
+    j->ended = clock_mono_ms();
+    atomic_fetch_add(j->done, 1);
+}
+
+/* A job that computes for long without waiting lets the loop's other jobs run now and then:
+ * a request started beside it ends long before it does. */
+static void test_loop_share(void **state)
+{
+    (void)state;
+    http_client_t *c = client(true);
+    http_loop_t *l = http_loop_new(256 * 1024, 8);
+    atomic_int done = 0;
+    loop_job_t busy = {.done = &done};
+    loop_job_t quick = {.c = c, .timeout_ms = 5000, .done = &done};
+    snprintf(quick.url, sizeof quick.url, "%s", url("/ok"));
+    err_t err = {0};
+    assert_int_equal(http_loop_submit(l, computes, &busy, &err), 0);
+    assert_int_equal(http_loop_submit(l, loop_job, &quick, &err), 0);
+    wait_for(&done, 2);
+    assert_int_equal(quick.rc, 0);
+    assert_int_equal(quick.status, 200);
+    assert_true(quick.ended + 100 < busy.ended);
+    http_loop_share(); /* not a job: returns at once */
+    http_loop_free(l);
+    http_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_loop_overlaps_requests),
         cmocka_unit_test(test_loop_sleep_cancel_timeout),
         cmocka_unit_test(test_loop_spawn_park_wake),
+        cmocka_unit_test(test_loop_share),
     };
     return cmocka_run_group_tests(tests, start_upstream, stop_upstream);
 }
