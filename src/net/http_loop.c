@@ -1,10 +1,12 @@
 /* http_loop.c - see http_loop.h.
  *
  * One pass of the loop: start the jobs submitted since the last pass, let libcurl move every
- * transfer along, resume the jobs whose transfer ended or whose sleep is over, and wait in
+ * transfer along, resume the jobs that were ready when the pass began (a transfer ended, a
+ * sleep is over, a job woke or spawned another, or shared the thread), and wait in
  * curl_multi_poll only when nothing is left to do. A submit from another thread wakes that
  * wait with curl_multi_wakeup. A job, its fiber and its place in a list make a strand; the
  * lists (new, ready, sleeping) are the loop thread's own, except new, which takes the lock.
+ * A parked strand (http_loop_park) and one whose transfer is in flight are in no list.
  */
 #include "net/http_loop.h"
 
