@@ -35,7 +35,8 @@ struct executor {
     job_t *head, *tail;
     int max_threads;
     int threads, idle_threads;
-    int inflight; /* queued + running */
+    int inflight; /* queued + running, on the pool and the loop */
+    int queued;   /* jobs waiting for a pool thread */
     bool stop;
     pthread_t *tids;
     pthread_t timer_tid;
@@ -70,6 +71,7 @@ static void *worker_main(void *arg)
             break;
         job_t *j = ex->head;
         ex->head = j->next;
+        ex->queued--;
         if (!ex->head)
             ex->tail = NULL;
         pthread_mutex_unlock(&ex->mu);
@@ -148,13 +150,19 @@ executor_t *executor_new(int max_threads, http_loop_t *loop)
     return ex;
 }
 
-/* Count one more job in flight, unless stopping or at the limit. */
+/* Count one more job in flight, unless stopping or at the limit. Under MU. */
+static bool reserve_locked(executor_t *ex)
+{
+    if (ex->stop || ex->inflight >= ex->max_threads)
+        return false;
+    ex->inflight++;
+    return true;
+}
+
 static bool reserve(executor_t *ex)
 {
     pthread_mutex_lock(&ex->mu);
-    bool ok = !ex->stop && ex->inflight < ex->max_threads;
-    if (ok)
-        ex->inflight++;
+    bool ok = reserve_locked(ex);
     pthread_mutex_unlock(&ex->mu);
     return ok;
 }
@@ -197,7 +205,7 @@ int executor_submit_fiber(executor_t *ex, void (*fn)(void *arg), void *arg)
 int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg)
 {
     pthread_mutex_lock(&ex->mu);
-    if (ex->stop || ex->inflight >= ex->max_threads) {
+    if (!reserve_locked(ex)) {
         pthread_mutex_unlock(&ex->mu);
         return -1;
     }
@@ -209,10 +217,10 @@ int executor_submit(executor_t *ex, void (*fn)(void *arg), void *arg)
     else
         ex->head = j;
     ex->tail = j;
-    ex->inflight++;
-    /* Jobs in flight never exceed max_threads, so a thread is there for each of them. */
-    if (ex->idle_threads < ex->inflight - (ex->threads - ex->idle_threads) &&
-        ex->threads < ex->max_threads) {
+    ex->queued++;
+    /* A thread for every queued job: jobs in flight (the loop's included) never exceed
+     * max_threads, so the pool never needs more. */
+    if (ex->idle_threads < ex->queued && ex->threads < ex->max_threads) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, SERVER_STACK_BYTES);
