@@ -138,6 +138,13 @@ static void ran(scheduler_t *s, const ready_t *r)
         wake_scheduler(s);
 }
 
+/* Execute claimed run R, then let go of its tree. Not under MU. */
+static void execute(scheduler_t *s, const ready_t *r)
+{
+    engine_run_claimed(s->eng, r->rec, r->h != NULL);
+    root_release(s->eng, r->root);
+}
+
 typedef struct loop_run {
     scheduler_t *s;
     ready_t r;
@@ -148,8 +155,7 @@ static void run_on_loop(void *arg)
 {
     loop_run_t *lr = arg;
     scheduler_t *s = lr->s;
-    engine_run_claimed(s->eng, lr->r.rec, lr->r.h != NULL);
-    root_release(s->eng, lr->r.root);
+    execute(s, &lr->r);
     pthread_mutex_lock(&s->mu);
     s->on_loop--;
     ran(s, &lr->r);
@@ -206,8 +212,7 @@ static void *worker_main(void *arg)
                 s->idle++;
                 continue;
             }
-            engine_run_claimed(s->eng, r.rec, r.h != NULL);
-            root_release(s->eng, r.root);
+            execute(s, &r);
             pthread_mutex_lock(&s->mu);
             s->idle++;
             ran(s, &r);

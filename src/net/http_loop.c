@@ -303,7 +303,7 @@ void http_loop_wake(void *job)
 void http_loop_share(void)
 {
     strand_t *s = running;
-    if (!s || !fiber_current() || clock_mono_ms() - s->resumed_at < SLICE_MS)
+    if (!s || clock_mono_ms() - s->resumed_at < SLICE_MS)
         return;
     push_ready(s->loop, s); /* behind the jobs already ready */
     fiber_yield();
@@ -311,7 +311,7 @@ void http_loop_share(void)
 
 bool http_loop_here(void)
 {
-    return running != NULL && fiber_current() != NULL;
+    return running != NULL; /* set only while a strand's fiber runs */
 }
 
 int http_loop_transfer(void *easy)

@@ -204,14 +204,21 @@ static void finish_job(exec_job_t *j, int status, struct MHD_Response *resp)
     job_unref(j);
 }
 
+/* The commit of a run's record ended with RC/ERR: the answer *RESP (*STATUS) stands, or, when
+ * the record was lost, an error takes its place (the run must not be reported as done). */
+static void settle(struct MHD_Response **resp, int *status, int rc, const err_t *err)
+{
+    if (rc < 0) {
+        MHD_destroy_response(*resp);
+        *resp = http_error_response(err, status);
+    }
+}
+
 /* The record of a job run on a fiber is durable: its answer may go out. The store's thread. */
 static void job_committed(void *arg, int rc, const err_t *err)
 {
     exec_job_t *j = arg;
-    if (rc < 0) { /* the record was lost: the run must not be reported as done */
-        MHD_destroy_response(j->response);
-        j->response = http_error_response(err, &j->status);
-    }
+    settle(&j->response, &j->status, rc, err);
     finish_job(j, j->status, j->response);
 }
 
@@ -252,22 +259,12 @@ static void run_job(void *arg)
     finish_job(j, status, resp);
 }
 
-/* The commit of the run's record ended with RC/ERR: the answer left on REQ stands, or, when
- * the record was lost, an error takes its place (the run must not be reported as done). */
-static void settle_answer(request_t *req, int rc, const err_t *err)
-{
-    if (rc < 0) {
-        MHD_destroy_response(req->response);
-        req->response = http_error_response(err, &req->status);
-    }
-}
-
 /* The run's record is durable: the answer left on REQ may go out now. The thread that
  * committed it, right after the commit (or the handler itself, when the commit came first). */
 static void answer_when_committed(void *arg, int rc, const err_t *err)
 {
     request_t *req = arg;
-    settle_answer(req, rc, err);
+    settle(&req->response, &req->status, rc, err);
     http_resume_with(req, req->status, req->response);
 }
 
@@ -299,7 +296,7 @@ static void execute_here(request_t *req, exec_request_t *x)
     int crc = 0;
     err_t cerr = {0};
     if (store_try_commit(req->srv->st, ticket, &crc, &cerr)) {
-        settle_answer(req, crc, &cerr);
+        settle(&req->response, &req->status, crc, &cerr);
         err_clear(&cerr);
         return;
     }
