@@ -445,8 +445,9 @@ static void interpret(run_ctx_t *ctx, run_result_t *res)
         int64_t duration = clock_mono_ms() - t0;
         stamp_error(ctx, t, o.error);
 
-        if (ctx->tasks)
-            json_object_set_new(ctx->tasks, t->id, outcome_json(t, &o, attempts, duration));
+        if (ctx->tasks) /* task ids were checked when the definition was compiled */
+            json_object_set_new_nocheck(ctx->tasks, t->id,
+                                        outcome_json(t, &o, attempts, duration));
         put_step(ctx, t, seq, &o, attempts, started_at, duration);
 
         int next = route(t, &o);

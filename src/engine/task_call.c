@@ -17,16 +17,21 @@
 #include <string.h>
 
 /* Everything one element of the task needs; shared read-only by the threads of a fan-out. */
+/* What one element of a call leaves behind. */
+typedef struct element_slots {
+    json_t *result;
+    json_t *error; /* NULL when it succeeded */
+    char run_id[UUID_STR_LEN];
+    uint64_t ticket; /* an async commit still to wait for */
+} element_slots_t;
+
 typedef struct call_job {
     run_ctx_t *ctx;
     const task_t *t;
     int seq;
     int64_t deadline;
     json_t *items;    /* for_each array, or NULL for a single call */
-    json_t **results; /* per element */
-    json_t **errors;  /* per element, NULL when it succeeded */
-    char (*run_ids)[UUID_STR_LEN];
-    uint64_t *tickets; /* async commits still to wait for */
+    element_slots_t *slots; /* one per element */
     json_t *child_output; /* single sync call: the child's output (for `output` mapping) */
 } call_job_t;
 
@@ -157,6 +162,7 @@ out:
 static void run_element(call_job_t *job, int i)
 {
     const call_task_t *c = &job->t->u.call;
+    element_slots_t *slot = &job->slots[i];
     json_t *item = job->items ? json_array_get(job->items, (size_t)i) : NULL;
     json_t *index = job->items ? json_integer(i) : NULL;
     err_t err = {0};
@@ -172,15 +178,16 @@ static void run_element(call_job_t *job, int i)
             target = NULL;
         }
         if (!target) {
-            job->errors[i] = error_new(err_name(err.code), err.msg, err.detail);
+            slot->error = error_new(err_name(err.code), err.msg, err.detail);
             err.detail = NULL;
-            job->results[i] = json_null();
+            slot->result = json_null();
         } else {
-            call_one(job, json_string_value(target), item, index, &job->results[i], &job->errors[i],
-                     job->run_ids[i], &ticket, &was_async, job->items ? NULL : &job->child_output);
+            call_one(job, json_string_value(target), item, index, &slot->result, &slot->error,
+                     slot->run_id, &ticket, &was_async,
+                     job->items ? NULL : &job->child_output);
             json_decref(target);
         }
-        job->tickets[i] = ticket;
+        slot->ticket = ticket;
         json_decref(index);
         err_clear(&err);
         return;
@@ -189,7 +196,7 @@ static void run_element(call_job_t *job, int i)
     json_t *names = NULL;
     json_t *list = json_array();
     if (registry_trigger_targets(job->ctx->eng->reg, c->trigger, &names, &err) < 0) {
-        job->errors[i] = error_new(err_name(err.code), err.msg, NULL);
+        slot->error = error_new(err_name(err.code), err.msg, NULL);
         names = json_array();
     }
     size_t k;
@@ -200,8 +207,8 @@ static void run_element(call_job_t *job, int i)
         char rid[UUID_STR_LEN] = "";
         const char *target = json_string_value(name);
         call_one(job, target, item, index, &result, &error, rid, &ticket, &was_async, NULL);
-        if (ticket > job->tickets[i])
-            job->tickets[i] = ticket;
+        if (ticket > slot->ticket)
+            slot->ticket = ticket;
         json_t *entry;
         if (was_async) {
             entry = json_pack("{s:s, s:s}", "integration", target, "run_id", rid);
@@ -220,13 +227,13 @@ static void run_element(call_job_t *job, int i)
                 json_object_set_new(entry, "run_id", json_null());
         }
         json_array_append_new(list, entry);
-        if (error && !job->errors[i])
-            job->errors[i] = json_incref(error);
+        if (error && !slot->error)
+            slot->error = json_incref(error);
         json_decref(result);
         json_decref(error);
     }
     json_decref(names);
-    job->results[i] = list;
+    slot->result = list;
     json_decref(index);
     err_clear(&err);
 }
@@ -400,10 +407,11 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
         job.items = items;
         n = (int)json_array_size(items);
     }
-    job.results = xcalloc((size_t)n, sizeof(json_t *));
-    job.errors = xcalloc((size_t)n, sizeof(json_t *));
-    job.run_ids = xcalloc((size_t)n, UUID_STR_LEN);
-    job.tickets = xcalloc((size_t)n, sizeof(uint64_t));
+    /* The four per-element arrays share one block; a single call (the common case) keeps it
+     * on the stack. */
+    element_slots_t one, *slots = n == 1 ? &one : xmalloc((size_t)n * sizeof *slots);
+    memset(slots, 0, (size_t)n * sizeof *slots);
+    job.slots = slots;
 
     if (c->for_each && c->parallelism > 1 && n > 1) {
         /* Children on other threads read what their callers found once and kept: the trace
@@ -421,8 +429,8 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
     /* Async children were queued without waiting; one wait covers them all. */
     uint64_t last = 0;
     for (int i = 0; i < n; i++)
-        if (job.tickets[i] > last)
-            last = job.tickets[i];
+        if (job.slots[i].ticket > last)
+            last = job.slots[i].ticket;
     err_t err = {0};
     if (last && store_wait(ctx->eng->store, last, &err) < 0) {
         outcome_fail_err(out, &err);
@@ -431,9 +439,9 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
 
     out->success = true;
     for (int i = 0; i < n; i++) {
-        if (job.errors[i]) {
+        if (job.slots[i].error) {
             out->success = false;
-            out->error = jsonx_copy(job.errors[i]);
+            out->error = jsonx_copy(job.slots[i].error);
             if (c->for_each) {
                 json_t *detail = json_object_get(out->error, "detail");
                 if (!json_is_object(detail)) {
@@ -448,26 +456,24 @@ void task_call_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attempt_de
     if (c->for_each) {
         out->result = json_array();
         for (int i = 0; i < n; i++) {
-            json_array_append_new(out->result, job.results[i]);
-            job.results[i] = NULL;
+            json_array_append_new(out->result, job.slots[i].result);
+            job.slots[i].result = NULL;
         }
     } else {
-        out->result = job.results[0];
-        job.results[0] = NULL;
+        out->result = job.slots[0].result;
+        job.slots[0].result = NULL;
         if (!c->trigger)
-            memcpy(out->run_id, job.run_ids[0], UUID_STR_LEN);
+            memcpy(out->run_id, job.slots[0].run_id, UUID_STR_LEN);
         if (out->success && job.child_output && c->n_outputs)
             engine_map_outputs(ctx->vars, c->outputs, c->n_outputs, job.child_output);
     }
 out:
     for (int i = 0; i < n; i++) {
-        json_decref(job.results[i]);
-        json_decref(job.errors[i]);
+        json_decref(job.slots[i].result);
+        json_decref(job.slots[i].error);
     }
-    free(job.results);
-    free(job.errors);
-    free(job.run_ids);
-    free(job.tickets);
+    if (slots != &one)
+        free(slots);
     json_decref(job.items);
     json_decref(job.child_output);
 }

@@ -54,7 +54,8 @@ static void answer(int fd, const char *req)
                  "X-Twice: b\r\nContent-Length: %zu\r\n\r\n",
                  strlen(body));
         send_all(fd, head, strlen(head));
-        send_all(fd, body, strlen(body));
+        if (strncmp(req, "HEAD ", 5) != 0)
+            send_all(fd, body, strlen(body));
     } else if (strncmp(path, "/big", 4) == 0) {
         snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
         send_all(fd, head, strlen(head));
@@ -216,8 +217,9 @@ static void test_post_body_and_headers(void **state)
 {
     (void)state;
     http_client_t *c = client(true);
-    http_header_t h[] = {{"X-Api-Key", "k123"}, {"Content-Type", "application/json"}};
-    http_request_t req = {.method = "POST", .url = url("/ok"), .headers = h, .n_headers = 2,
+    http_header_t h[] = {{"X-Api-Key", "k123"}, {"Content-Type", "application/json"},
+                         {"User-Agent", "mine/1"}};
+    http_request_t req = {.method = "POST", .url = url("/ok"), .headers = h, .n_headers = 3,
                           .body = "{\"a\":1}", .body_len = 7, .timeout_ms = 5000,
                           .max_response_bytes = 1 << 20, .username = "u", .password = "p"};
     http_response_t resp;
@@ -225,6 +227,8 @@ static void test_post_body_and_headers(void **state)
     pthread_mutex_lock(&last_mu);
     assert_non_null(strstr(last_request, "POST /ok HTTP/1.1"));
     assert_non_null(strstr(last_request, "X-Api-Key: k123"));
+    assert_non_null(strstr(last_request, "User-Agent: mine/1")); /* the task's own, alone */
+    assert_null(strstr(last_request, "braid/"));
     assert_non_null(strstr(last_request, "Authorization: Basic dTpw")); /* u:p */
     assert_non_null(strstr(last_request, "\r\n\r\n{\"a\":1}"));
     assert_null(strstr(last_request, "Expect:"));
@@ -370,6 +374,56 @@ static void test_url_with_query(void **state)
     free(u);
     json_decref(none);
     json_decref(q);
+}
+
+/* A pooled handle comes back configured from a plain GET and reset from anything else: what a
+ * request set (method, body, credentials, headers, a size cap) never reaches the next one. One
+ * idle handle, so every request here takes the same one. */
+static void test_pooled_handle_carries_nothing_over(void **state)
+{
+    (void)state;
+    guard_t *g = guard_new();
+    assert_int_equal(guard_allow_cidr(g, "127.0.0.1/32", NULL), 0);
+    http_client_config_t cfg = {.connect_timeout_ms = 2000, .max_idle_connections = 1};
+    http_client_t *c = http_client_new(&cfg, g);
+    http_response_t resp;
+    err_t err = {0};
+
+    http_header_t h[] = {{"X-Api-Key", "k123"}};
+    http_request_t post = {.method = "POST", .url = url("/ok"), .headers = h, .n_headers = 1,
+                           .body = "{\"a\":1}", .body_len = 7, .timeout_ms = 5000,
+                           .max_response_bytes = 1 << 20, .username = "u", .password = "p"};
+    assert_int_equal(http_perform(c, &post, &resp, NULL), 0);
+    http_response_deinit(&resp);
+    /* A capped GET, then plain ones: the cap and the POST's settings are gone. */
+    assert_int_equal(get(c, url("/big"), 1000, 5000, &resp, &err), BR_ERESPONSE_TOO_LARGE);
+    http_response_deinit(&resp);
+    err_clear(&err);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(get(c, url("/big"), 1 << 20, 5000, &resp, &err), 0);
+        assert_int_equal(resp.body_len, 100000);
+        http_response_deinit(&resp);
+        assert_int_equal(get(c, url("/ok"), 1 << 20, 5000, &resp, &err), 0);
+        assert_int_equal(resp.status, 200);
+        http_response_deinit(&resp);
+        pthread_mutex_lock(&last_mu);
+        assert_non_null(strstr(last_request, "GET /ok HTTP/1.1"));
+        assert_null(strstr(last_request, "Authorization"));
+        assert_null(strstr(last_request, "X-Api-Key"));
+        assert_null(strstr(last_request, "Content-Length"));
+        assert_non_null(strstr(last_request, "User-Agent: braid/"));
+        pthread_mutex_unlock(&last_mu);
+    }
+    /* HEAD asks for no body; the GET after it gets one again. */
+    http_request_t head = {.method = "HEAD", .url = url("/ok"), .timeout_ms = 5000,
+                           .max_response_bytes = 1 << 20};
+    assert_int_equal(http_perform(c, &head, &resp, NULL), 0);
+    assert_int_equal(resp.body_len, 0);
+    http_response_deinit(&resp);
+    assert_int_equal(get(c, url("/ok"), 1 << 20, 5000, &resp, &err), 0);
+    assert_string_equal(resp.body, "{\"hello\": \"world\"}");
+    http_response_deinit(&resp);
+    http_client_free(c);
 }
 
 /* ---- the outbound loop ------------------------------------------------------------------- */
@@ -581,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_caps_and_timeouts),
         cmocka_unit_test(test_cancel_in_flight),
         cmocka_unit_test(test_url_with_query),
+        cmocka_unit_test(test_pooled_handle_carries_nothing_over),
         cmocka_unit_test(test_loop_overlaps_requests),
         cmocka_unit_test(test_loop_sleep_cancel_timeout),
         cmocka_unit_test(test_loop_spawn_park_wake),
