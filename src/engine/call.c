@@ -340,7 +340,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
         spec->on_started(spec->started_ctx, rec->id, store_run_put(eng->store, rec));
     }
     run_result_t rr;
-    run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr, spec->record);
+    run_execute(eng, def, rec, vars, spec->caller, deadline, root, &rr, &spec->record);
     if (counted)
         concurrency_leave(eng, def->name);
     if (own_root)

@@ -574,7 +574,8 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
         .started_ctx = req->started_ctx,
     };
     json_t *record = NULL;
-    spec.record = &record;
+    spec.record.json = &record;
+    spec.record.text = req->record_text;
     char scope[300];
     if (req->idempotency_key) {
         snprintf(scope, sizeof scope, "integration:%s", name);
@@ -592,6 +593,8 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
         *out = call_result_async_json(&res);
     } else if (record) {
         *out = record; /* the record as written: no need to read it back */
+    } else if (req->record_text && req->record_text->len > 0) {
+        /* the record as written went to the caller's text: *OUT stays NULL */
     } else {
         /* A repeated idempotency key: the first run, as the store has it. */
         run_rec_t *rec = NULL;
@@ -635,6 +638,7 @@ int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t
         err_t e = {0};
         exec_request_t sub = *req;
         sub.trigger_id = NULL;
+        sub.record_text = NULL; /* each record goes into the array as an object */
         sub.version = 0;
         if (execute_one(eng, &sub, json_string_value(n), &one, &e) < 0) {
             one = json_pack("{s:s, s:s, s:o}", "integration", json_string_value(n), "status",

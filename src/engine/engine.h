@@ -104,10 +104,14 @@ typedef struct exec_request {
      * *TICKET is the store ticket the caller must see committed (store_wait, store_on_commit)
      * before it hands the answer out (SPEC §8), 0 when nothing is left to wait for. */
     uint64_t *ticket;
+    /* NULL, or an empty buffer: a finished sync run of INTEGRATION (not a trigger) then leaves
+     * its record there as JSON text (run_rec_dump) and *OUT NULL, the text the answer sends
+     * without building an object first. Any other answer still comes in *OUT. */
+    buf_t *record_text;
 } exec_request_t;
 
 /* Run REQ. A sync run executes on this thread and *OUT (owned) is the finished run record
- * (run_rec_to_json); an async call answers {"run_id", "status", "scheduled_at"} once the run
+ * (run_rec_to_json), or its text in REQ->record_text; an async call answers {"run_id", "status", "scheduled_at"} once the run
  * is durable; a trigger answers {"runs": [...]} with one such entry per integration. Errors that
  * start no run (not_found, version_not_found, input_invalid, forbidden, call limits) return
  * their code with ERR filled and *OUT NULL. A run that starts and fails returns 0: its failure

@@ -218,7 +218,15 @@ void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline, 
  * its bound inputs; PARENT is the sync caller or NULL; DEADLINE monotonic ms. Fills OUT with
  * the final status, output and error (owned by OUT). Writes the record when finished (or, when
  * PARENT is not announced yet, leaves it to be written after PARENT's: OUT->ticket is then 0)
- * and, when RECORD is not NULL, sets *RECORD to it as the API shows it (owned). */
+ * and hands it over as RECORD asks (NULL: not wanted). */
+/* Where a sync run's final record goes, as the API shows it: TEXT, when set, receives it as
+ * JSON text (run_rec_dump); else *JSON, when JSON is set, as an object (run_rec_to_json,
+ * owned). Both NULL: not wanted. */
+typedef struct record_out {
+    json_t **json;
+    buf_t *text;
+} record_out_t;
+
 typedef struct run_result {
     run_status_t status;
     json_t *output;  /* owned */
@@ -227,7 +235,7 @@ typedef struct run_result {
 } run_result_t;
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
                  run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out,
-                 json_t **record);
+                 const record_out_t *record);
 
 /* The W3C trace id of CTX's outbound requests: one per call tree, found once per run and kept
  * in CTX->trace_id. A sync child asks its caller; an async child reads its root's record. The
@@ -263,8 +271,7 @@ typedef struct call_spec {
     bool fixed_values;
     void (*on_started)(void *ctx, const char *run_id, uint64_t ticket); /* see exec_request_t */
     void *started_ctx;
-    json_t **record; /* a sync run's final record as the API shows it (run_rec_to_json), owned;
-                        NULL = not wanted */
+    record_out_t record; /* where a sync run's final record goes */
 } call_spec_t;
 
 typedef struct call_result {

@@ -521,7 +521,7 @@ static void log_finished(const run_rec_t *rec)
 /* Execute one run to its end on this thread. See engine_internal.h. */
 void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t *vars,
                  run_ctx_t *parent, int64_t deadline, root_state_t *root, run_result_t *out,
-                 json_t **record)
+                 const record_out_t *record)
 {
     /* Only the template roots the definition reads are built: most small integrations read
      * vars alone, and each of these objects costs a handful of allocations per run. */
@@ -593,8 +593,10 @@ void run_execute(engine_t *eng, const definition_t *def, run_rec_t *rec, json_t 
     json_decref(ctx.run);
     json_decref(ctx.input);
     json_decref(ctx.vars);
-    if (record)
-        *record = run_rec_to_json(rec);
+    if (record && record->text)
+        run_rec_dump(record->text, rec);
+    else if (record && record->json)
+        *record->json = run_rec_to_json(rec);
     if (defer)
         defer_to_parent(parent, &ctx, rec);
     else

@@ -159,10 +159,19 @@ static void on_deadline(void *arg)
     job_unref(j);
 }
 
-/* The answer for a finished engine_execute: OUT borrowed. RUN_ID gets the (first) run's id
+/* The answer for a finished engine_execute: OUT borrowed, or, when OUT is NULL, the run's
+ * record as TEXT (taken; see exec_request_t.record_text). RUN_ID gets the (first) run's id
  * when it is still empty. */
-static struct MHD_Response *result_response(json_t *out, char run_id[UUID_STR_LEN], int *status)
+static struct MHD_Response *result_response(json_t *out, buf_t *text, char run_id[UUID_STR_LEN],
+                                            int *status)
 {
+    if (!out) {
+        /* run_rec_dump's text begins {"id":"ID" */
+        if (!run_id[0] && text->len > 7 + UUID_STR_LEN)
+            snprintf(run_id, UUID_STR_LEN, "%.36s", text->data + 7);
+        *status = 200;
+        return http_json_text_response(text);
+    }
     json_t *runs = json_object_get(out, "runs");
     if (runs) {
         bool all_done = true;
@@ -242,13 +251,16 @@ static void run_job(void *arg)
                         .on_started = on_started,
                         .started_ctx = j,
                         .ticket = on_fiber ? &ticket : NULL};
+    buf_t text = BUF_INIT;
+    x.record_text = j->is_trigger ? NULL : &text;
     json_t *out = NULL;
     err_t err = {0};
     int rc = engine_execute(j->srv->eng, &x, &out, &err);
     int status;
-    struct MHD_Response *resp =
-        rc < 0 ? http_error_response(&err, &status) : result_response(out, j->run_id, &status);
+    struct MHD_Response *resp = rc < 0 ? http_error_response(&err, &status)
+                                       : result_response(out, &text, j->run_id, &status);
     json_decref(out);
+    buf_deinit(&text);
     err_clear(&err);
     if (rc == 0 && ticket != 0) {
         j->response = resp;
@@ -279,15 +291,20 @@ static void execute_here(request_t *req, exec_request_t *x)
 {
     uint64_t ticket = 0;
     x->ticket = &ticket;
+    buf_t text = BUF_INIT;
+    if (!x->trigger_id)
+        x->record_text = &text;
     json_t *out = NULL;
     err_t err = {0};
     int rc = engine_execute(req->srv->eng, x, &out, &err);
     if (rc < 0) {
         http_reply_err(req, &err);
     } else {
-        req->response = result_response(out, req->run_id, &req->status);
+        req->response = result_response(out, &text, req->run_id, &req->status);
         json_decref(out);
     }
+    x->record_text = NULL;
+    buf_deinit(&text);
     err_clear(&err);
     if (rc < 0 || ticket == 0)
         return; /* the request loop answers at once */

@@ -52,6 +52,13 @@ static struct MHD_Response *response_from_buf(buf_t *b, const char *content_type
     return r;
 }
 
+/* See server_internal.h. */
+struct MHD_Response *http_json_text_response(buf_t *text)
+{
+    buf_putc(text, '\n');
+    return response_from_buf(text, "application/json");
+}
+
 /* A JSON response (V borrowed) with one optional extra header. Any thread. */
 struct MHD_Response *http_json_response(const json_t *v, const char *header, const char *value)
 {

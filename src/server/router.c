@@ -237,12 +237,14 @@ router_result_t router_match(const char *method, const char *path, route_match_t
         char *params[2] = {NULL, NULL};
         if (!match_pattern(r->pattern, segs, n, params))
             continue;
-        if (strcmp(r->method, method) == 0 && !m->route) {
+        if (strcmp(r->method, method) == 0) {
+            /* The first match wins; the Allow list of the rest is wanted only for a 405. */
             m->route = r;
             m->params[0] = params[0];
             m->params[1] = params[1];
+            m->allow[0] = '\0';
             res = ROUTER_FOUND;
-            continue;
+            break;
         }
         free(params[0]);
         free(params[1]);

@@ -136,6 +136,9 @@ void http_reply_empty(request_t *req, int status);
 void http_add_header(request_t *req, const char *name, const char *value);
 /* Build a JSON response without a request (executor threads); V borrowed. */
 struct MHD_Response *http_json_response(const json_t *v, const char *header, const char *value);
+/* A JSON response from TEXT, a JSON document already written (its bytes are taken: TEXT is
+ * left empty). Any thread. */
+struct MHD_Response *http_json_text_response(buf_t *text);
 /* The error answer for ERR as a response (executor threads); *STATUS set. */
 struct MHD_Response *http_error_response(const err_t *err, int *status);
 /* Query parameter KEY percent-decoded (owned, free()), or NULL when absent. */

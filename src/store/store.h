@@ -75,6 +75,10 @@ run_rec_t *run_rec_copy(const run_rec_t *r);
 void run_rec_free(run_rec_t *r);
 /* The run as the API shows it (SPEC §8 field names, RFC 3339 times); returned owned. */
 json_t *run_rec_to_json(const run_rec_t *r);
+/* The same record written as JSON text to B: byte for byte what dumping run_rec_to_json(R)
+ * with jsonx_dump_buf writes, without building the object (an answer to a sync execute is
+ * written once and sent). It begins with {"id":"ID", ID R's 36-character id. */
+void run_rec_dump(buf_t *b, const run_rec_t *r);
 
 /* A run's whole input context {payload, params, path, headers, method, fullpath}: STORED
  * (borrowed, may be NULL) holds the members that differ from a call's defaults — params {},

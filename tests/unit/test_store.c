@@ -632,6 +632,20 @@ static void test_store_publish(void **state)
 
 /* ---- runs and steps -------------------------------------------------------------------------- */
 
+/* run_rec_dump writes what dumping run_rec_to_json(R) writes, byte for byte. */
+static void assert_dump_matches(const run_rec_t *r)
+{
+    json_t *j = run_rec_to_json(r);
+    buf_t want = BUF_INIT, got = BUF_INIT;
+    jsonx_dump_buf(&want, j);
+    run_rec_dump(&got, r);
+    assert_string_equal(got.data, want.data);
+    assert_int_equal(got.len, want.len);
+    json_decref(j);
+    buf_deinit(&want);
+    buf_deinit(&got);
+}
+
 static void test_store_run_roundtrip(void **state)
 {
     fx_t *f = *state;
@@ -704,8 +718,16 @@ static void test_store_run_roundtrip(void **state)
     assert_non_null(json_object_get(j, "trigger_info"));
     assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
     json_decref(j);
+    assert_dump_matches(got);
+    /* Text that needs escaping, non-ASCII text, numbers of every kind. */
+    json_decref(got->output);
+    got->output = json_pack("{s:s, s:f, s:I, s:b, s:n, s:[s]}", "q", "a \"b\"\n\\ \u00e9\u2603",
+                            "r", 0.5, "i", (json_int_t)-42, "t", 1, "z", "arr", "\x01");
+    got->trigger_info = got->trigger_info ? got->trigger_info : json_pack("{s:s}", "token", "t_1");
+    assert_dump_matches(got);
     run_rec_t *fresh = run_rec_new();
     uuid_v7(fresh->id);
+    assert_dump_matches(fresh);
     j = run_rec_to_json(fresh);
     assert_true(json_is_null(json_object_get(j, "parent_id")));
     assert_true(json_is_null(json_object_get(j, "task")));
