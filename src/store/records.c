@@ -385,14 +385,17 @@ void run_rec_dump(buf_t *b, const run_rec_t *r)
     put_value_or_null(b, r->output);
     PUT_KEY(b, "\"error\"");
     put_value_or_null(b, r->error);
-    PUT_KEY(b, "\"created_at\"");
-    put_time(b, r->created_at);
-    PUT_KEY(b, "\"scheduled_at\"");
-    put_time(b, r->scheduled_at);
-    PUT_KEY(b, "\"started_at\"");
-    put_time(b, r->started_at);
-    PUT_KEY(b, "\"finished_at\"");
-    put_time(b, r->finished_at);
+    const struct {
+        const char *member;
+        int64_t ms;
+    } times[] = {{",\"created_at\":", r->created_at},
+                 {",\"scheduled_at\":", r->scheduled_at},
+                 {",\"started_at\":", r->started_at},
+                 {",\"finished_at\":", r->finished_at}};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        buf_puts(b, times[i].member);
+        put_time(b, times[i].ms);
+    }
     PUT_KEY(b, "\"attempt\"");
     put_int(b, r->attempt);
     if (r->started_at > 0 && r->finished_at > 0) {
