@@ -352,6 +352,41 @@ static json_t *payload_or_reply(request_t *req)
 }
 
 /* Parse the common parts of an execute request and start the job; the handler's last word. */
+/* The run's input context from the request: {params, path, headers, method, fullpath}, built
+ * member by member (json_pack parses its format on every call). NULL when the path or the
+ * method is not UTF-8, as json_pack answered: the run then sees the defaults. */
+static json_t *request_context(request_t *req)
+{
+    buf_t query = BUF_INIT;
+    json_t *params = http_params(req, &query);
+    json_t *path = json_string(req->path), *method = json_string(req->method);
+    json_t *fullpath = NULL;
+    if (path && query.len) {
+        buf_t full = BUF_INIT;
+        buf_puts(&full, req->path);
+        buf_append(&full, query.data, query.len);
+        fullpath = json_stringn(full.data, full.len);
+        buf_deinit(&full);
+    } else if (path) {
+        fullpath = json_incref(path);
+    }
+    buf_deinit(&query);
+    if (!path || !method || !fullpath) {
+        json_decref(params);
+        json_decref(path);
+        json_decref(method);
+        json_decref(fullpath);
+        return NULL;
+    }
+    json_t *c = json_object();
+    json_object_set_new_nocheck(c, "params", params);
+    json_object_set_new_nocheck(c, "path", path);
+    json_object_set_new_nocheck(c, "headers", http_headers(req));
+    json_object_set_new_nocheck(c, "method", method);
+    json_object_set_new_nocheck(c, "fullpath", fullpath);
+    return c;
+}
+
 static void execute(request_t *req, const char *integration, const char *trigger_id)
 {
     char *mode_s = http_query(req, "mode");
@@ -373,15 +408,9 @@ static void execute(request_t *req, const char *integration, const char *trigger
     json_t *payload = payload_or_reply(req);
     if (!payload)
         return;
-    buf_t query = BUF_INIT;
-    json_t *params = http_params(req, &query);
-    char *fullpath = xasprintf("%s%s", req->path, query.data ? query.data : "");
-    json_t *context = json_pack("{s:o, s:s, s:o, s:s, s:s}", "params", params, "path", req->path,
-                                "headers", http_headers(req), "method", req->method, "fullpath",
-                                fullpath);
-    free(fullpath);
-    buf_deinit(&query);
-    json_t *trigger_info = json_pack("{s:s}", "token", req->token.id);
+    json_t *context = request_context(req);
+    json_t *trigger_info = json_object();
+    json_object_set_new_nocheck(trigger_info, "token", json_string(req->token.id));
     const char *key = http_header(req, "Idempotency-Key");
     if (key && !*key)
         key = NULL;

@@ -352,6 +352,48 @@ static void put_time(buf_t *b, int64_t ms)
     jsonx_put_string(b, t, strlen(t));
 }
 
+/* What dumping run_input_context(INTEGRATION, STORED) writes: STORED's members in their order,
+ * then the defaults it lacks, in run_input_context's order. */
+static void put_input_context(buf_t *b, const char *integration, const json_t *stored)
+{
+    const json_t *in = json_is_object(stored) ? stored : NULL;
+    size_t n = 0;
+    buf_append(b, "{", 1);
+    for (void *it = in ? json_object_iter((json_t *)in) : NULL; it;
+         it = json_object_iter_next((json_t *)in, it)) {
+        if (n++)
+            buf_append(b, ",", 1);
+        jsonx_put_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+        buf_append(b, ":", 1);
+        jsonx_dump_buf(b, json_object_iter_value(it));
+    }
+    const json_t *path = in ? json_object_get(in, "path") : NULL;
+    static const char *const defaults[][2] = {
+        {"payload", "{}"}, {"params", "{}"}, {"path", NULL},
+        {"headers", "{}"}, {"method", "\"POST\""}, {"fullpath", NULL},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        const char *key = defaults[i][0];
+        if (in && json_object_get(in, key))
+            continue;
+        if (n++)
+            buf_append(b, ",", 1);
+        buf_append(b, "\"", 1);
+        buf_puts(b, key);
+        buf_append(b, "\":", 2);
+        if (defaults[i][1]) {
+            buf_puts(b, defaults[i][1]);
+        } else if (path) { /* fullpath: the stored path */
+            jsonx_dump_buf(b, path);
+        } else { /* the default path, and fullpath after it */
+            char *p = xasprintf("/integrations/execute/%s", integration ? integration : "");
+            jsonx_put_string(b, p, strlen(p));
+            free(p);
+        }
+    }
+    buf_append(b, "}", 1);
+}
+
 /* See store.h. Members in run_rec_to_json's order: a test holds the two to the same bytes. */
 void run_rec_dump(buf_t *b, const run_rec_t *r)
 {
@@ -378,9 +420,7 @@ void run_rec_dump(buf_t *b, const run_rec_t *r)
     PUT_KEY(b, "\"task\"");
     put_str_or_null(b, r->task);
     PUT_KEY(b, "\"input\"");
-    json_t *input = run_input_context(r->integration, r->input);
-    jsonx_dump_buf(b, input);
-    json_decref(input);
+    put_input_context(b, r->integration, r->input);
     PUT_KEY(b, "\"output\"");
     put_value_or_null(b, r->output);
     PUT_KEY(b, "\"error\"");

@@ -725,6 +725,22 @@ static void test_store_run_roundtrip(void **state)
                             "r", 0.5, "i", (json_int_t)-42, "t", 1, "z", "arr", "\x01");
     got->trigger_info = got->trigger_info ? got->trigger_info : json_pack("{s:s}", "token", "t_1");
     assert_dump_matches(got);
+    /* Input contexts: all members stored, a path without its fullpath, members in another
+     * order, and none. */
+    json_decref(got->input);
+    got->input = json_pack("{s:{s:i}, s:{s:s}, s:s, s:{s:s}, s:s, s:s}", "payload", "n", 1,
+                           "params", "a", "b", "path", "/x/y", "headers", "h", "v", "method",
+                           "PUT", "fullpath", "/x/y?a=b");
+    assert_dump_matches(got);
+    json_decref(got->input);
+    got->input = json_pack("{s:s, s:[i]}", "path", "/p\u00e9", "payload", 3);
+    assert_dump_matches(got);
+    json_decref(got->input);
+    got->input = json_pack("{s:s}", "method", "GET");
+    assert_dump_matches(got);
+    json_decref(got->input);
+    got->input = json_string("not an object");
+    assert_dump_matches(got);
     run_rec_t *fresh = run_rec_new();
     uuid_v7(fresh->id);
     assert_dump_matches(fresh);
