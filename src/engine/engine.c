@@ -549,8 +549,25 @@ json_t *call_result_async_json(const call_result_t *res)
 {
     char when[32];
     clock_format_rfc3339(res->scheduled_at, when, sizeof when);
-    return json_pack("{s:s, s:s, s:s}", "run_id", res->run_id, "status",
-                     run_status_name(res->status), "scheduled_at", when);
+    json_t *o = json_object();
+    json_object_set_new_nocheck(o, "run_id", json_stringn_nocheck(res->run_id, 36));
+    json_object_set_new_nocheck(o, "status", json_string_nocheck(run_status_name(res->status)));
+    json_object_set_new_nocheck(o, "scheduled_at", json_string_nocheck(when));
+    return o;
+}
+
+/* The same answer written as JSON text to B: the bytes call_result_async_json dumps to. */
+static void call_result_async_dump(buf_t *b, const call_result_t *res)
+{
+    char when[32];
+    clock_format_rfc3339(res->scheduled_at, when, sizeof when);
+    buf_puts(b, "{\"run_id\":\"");
+    buf_append(b, res->run_id, 36);
+    buf_puts(b, "\",\"status\":\"");
+    buf_puts(b, run_status_name(res->status));
+    buf_puts(b, "\",\"scheduled_at\":\"");
+    buf_puts(b, when);
+    buf_puts(b, "\"}");
 }
 
 static int execute_one(engine_t *eng, const exec_request_t *req, const char *name, json_t **out,
@@ -575,7 +592,7 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
     };
     json_t *record = NULL;
     spec.record.json = &record;
-    spec.record.text = req->record_text;
+    spec.record.text = req->text ? &req->text->json : NULL;
     char scope[300];
     if (req->idempotency_key) {
         snprintf(scope, sizeof scope, "integration:%s", name);
@@ -589,12 +606,16 @@ static int execute_one(engine_t *eng, const exec_request_t *req, const char *nam
     }
     if (req->ticket && res.ticket > *req->ticket)
         *req->ticket = res.ticket;
-    if (res.async) {
+    if (req->text && (res.async || req->text->json.len > 0)) {
+        /* the answer goes as text: *OUT stays NULL */
+        req->text->async = res.async;
+        memcpy(req->text->run_id, res.run_id, UUID_STR_LEN);
+        if (res.async)
+            call_result_async_dump(&req->text->json, &res);
+    } else if (res.async) {
         *out = call_result_async_json(&res);
     } else if (record) {
         *out = record; /* the record as written: no need to read it back */
-    } else if (req->record_text && req->record_text->len > 0) {
-        /* the record as written went to the caller's text: *OUT stays NULL */
     } else {
         /* A repeated idempotency key: the first run, as the store has it. */
         run_rec_t *rec = NULL;
@@ -638,7 +659,7 @@ int engine_execute(engine_t *eng, const exec_request_t *req, json_t **out, err_t
         err_t e = {0};
         exec_request_t sub = *req;
         sub.trigger_id = NULL;
-        sub.record_text = NULL; /* each record goes into the array as an object */
+        sub.text = NULL; /* each record goes into the array as an object */
         sub.version = 0;
         if (execute_one(eng, &sub, json_string_value(n), &one, &e) < 0) {
             one = json_pack("{s:s, s:s, s:o}", "integration", json_string_value(n), "status",

@@ -81,6 +81,14 @@ typedef enum { EXEC_DEFAULT, EXEC_SYNC, EXEC_ASYNC } exec_mode_t;
 /* What an execution may wait for, from least to most (engine_waits). */
 typedef enum { EXEC_WAITS_NOTHING, EXEC_WAITS_NETWORK, EXEC_WAITS_OTHER } exec_waits_t;
 
+/* An answer of engine_execute as JSON text, written straight from the run's record without
+ * building an object first. Empty (JSON.len 0) when the answer came as an object instead. */
+typedef struct exec_text {
+    buf_t json;
+    bool async;                 /* {"run_id", "status", "scheduled_at"}: the run was queued */
+    char run_id[UUID_STR_LEN];  /* the run's id */
+} exec_text_t;
+
 typedef struct exec_request {
     const char *integration;     /* target name, or NULL with trigger_id */
     const char *trigger_id;      /* run every integration behind this API trigger id */
@@ -104,15 +112,15 @@ typedef struct exec_request {
      * *TICKET is the store ticket the caller must see committed (store_wait, store_on_commit)
      * before it hands the answer out (SPEC §8), 0 when nothing is left to wait for. */
     uint64_t *ticket;
-    /* NULL, or an empty buffer: a finished sync run of INTEGRATION (not a trigger) then leaves
-     * its record there as JSON text (run_rec_dump) and *OUT NULL, the text the answer sends
-     * without building an object first. Any other answer still comes in *OUT. */
-    buf_t *record_text;
+    /* NULL, or an empty answer (see exec_text_t) for a run of INTEGRATION (not a trigger):
+     * a finished sync run's record or an async run's {"run_id", "status", "scheduled_at"}
+     * then comes there as JSON text, and *OUT stays NULL. */
+    exec_text_t *text;
 } exec_request_t;
 
 /* Run REQ. A sync run executes on this thread and *OUT (owned) is the finished run record
- * (run_rec_to_json), or its text in REQ->record_text; an async call answers {"run_id", "status", "scheduled_at"} once the run
- * is durable; a trigger answers {"runs": [...]} with one such entry per integration. Errors that
+ * (run_rec_to_json); an async call answers {"run_id", "status", "scheduled_at"} once the run
+ * is durable (either as text in REQ->text when given); a trigger answers {"runs": [...]} with one such entry per integration. Errors that
  * start no run (not_found, version_not_found, input_invalid, forbidden, call limits) return
  * their code with ERR filled and *OUT NULL. A run that starts and fails returns 0: its failure
  * is in the record. The run's record is durable before this returns, unless REQ->ticket asks

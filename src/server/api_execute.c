@@ -159,18 +159,23 @@ static void on_deadline(void *arg)
     job_unref(j);
 }
 
-/* The answer for a finished engine_execute: OUT borrowed, or, when OUT is NULL, the run's
- * record as TEXT (taken; see exec_request_t.record_text). RUN_ID gets the (first) run's id
- * when it is still empty. */
-static struct MHD_Response *result_response(json_t *out, buf_t *text, char run_id[UUID_STR_LEN],
-                                            int *status)
+/* The answer for a finished engine_execute: OUT borrowed, or, when OUT is NULL, TEXT's
+ * (its JSON taken). RUN_ID gets the (first) run's id when it is still empty. */
+static struct MHD_Response *result_response(json_t *out, exec_text_t *text,
+                                            char run_id[UUID_STR_LEN], int *status)
 {
     if (!out) {
-        /* run_rec_dump's text begins {"id":"ID" */
-        if (!run_id[0] && text->len > 7 + UUID_STR_LEN)
-            snprintf(run_id, UUID_STR_LEN, "%.36s", text->data + 7);
+        if (!run_id[0])
+            memcpy(run_id, text->run_id, UUID_STR_LEN);
+        struct MHD_Response *r = http_json_text_response(&text->json);
         *status = 200;
-        return http_json_text_response(text);
+        if (text->async) {
+            char loc[64];
+            snprintf(loc, sizeof loc, "/runs/%s", text->run_id);
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc);
+            *status = 202;
+        }
+        return r;
     }
     json_t *runs = json_object_get(out, "runs");
     if (runs) {
@@ -251,8 +256,8 @@ static void run_job(void *arg)
                         .on_started = on_started,
                         .started_ctx = j,
                         .ticket = on_fiber ? &ticket : NULL};
-    buf_t text = BUF_INIT;
-    x.record_text = j->is_trigger ? NULL : &text;
+    exec_text_t text = {BUF_INIT, false, ""};
+    x.text = j->is_trigger ? NULL : &text;
     json_t *out = NULL;
     err_t err = {0};
     int rc = engine_execute(j->srv->eng, &x, &out, &err);
@@ -260,7 +265,7 @@ static void run_job(void *arg)
     struct MHD_Response *resp = rc < 0 ? http_error_response(&err, &status)
                                        : result_response(out, &text, j->run_id, &status);
     json_decref(out);
-    buf_deinit(&text);
+    buf_deinit(&text.json);
     err_clear(&err);
     if (rc == 0 && ticket != 0) {
         j->response = resp;
@@ -291,9 +296,9 @@ static void execute_here(request_t *req, exec_request_t *x)
 {
     uint64_t ticket = 0;
     x->ticket = &ticket;
-    buf_t text = BUF_INIT;
+    exec_text_t text = {BUF_INIT, false, ""};
     if (!x->trigger_id)
-        x->record_text = &text;
+        x->text = &text;
     json_t *out = NULL;
     err_t err = {0};
     int rc = engine_execute(req->srv->eng, x, &out, &err);
@@ -303,8 +308,8 @@ static void execute_here(request_t *req, exec_request_t *x)
         req->response = result_response(out, &text, req->run_id, &req->status);
         json_decref(out);
     }
-    x->record_text = NULL;
-    buf_deinit(&text);
+    x->text = NULL;
+    buf_deinit(&text.json);
     err_clear(&err);
     if (rc < 0 || ticket == 0)
         return; /* the request loop answers at once */

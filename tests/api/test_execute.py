@@ -45,9 +45,13 @@ def test_async_mode_202_then_succeeds(server):
     assert r.status == 202, r
     body = r.json()
     assert body["status"] in ("queued", "scheduled") and UUID7_RE.match(body["run_id"])
+    assert list(body) == ["run_id", "status", "scheduled_at"], body
+    assert_time(body["scheduled_at"])
     assert r.headers["location"] == f"/runs/{body['run_id']}"
+    assert r.headers["content-type"] == "application/json"
     rec = server.wait_run(body["run_id"])
     assert rec["status"] == "succeeded" and rec["output"]["echoed"] == 3
+    assert rec["scheduled_at"] == body["scheduled_at"]
 
 
 def test_run_async_default_and_mode_override(server):
