@@ -104,17 +104,32 @@ static series_t *series_get(int fam, const char *labels)
     return s;
 }
 
+static unsigned generation = 1; /* under lock; see recent_t */
+
+/* The unlabeled series of FAM, remembered once found (until metrics_reset). Lock held. */
+static series_t *plain_series(int fam)
+{
+    static series_t *plain[FAM_COUNT_];
+    static unsigned plain_gen[FAM_COUNT_];
+    if (plain_gen[fam] != generation) {
+        plain[fam] = series_get(fam, "");
+        plain_gen[fam] = generation;
+    }
+    return plain[fam];
+}
+
 static void add(int fam, const char *labels, double v)
 {
     pthread_mutex_lock(&lock);
-    series_get(fam, labels)->value += v;
+    (*labels ? series_get(fam, labels) : plain_series(fam))->value += v;
     pthread_mutex_unlock(&lock);
 }
 
-static void observe(int fam, const char *labels, double v)
+/* One observation V of the unlabeled histogram FAM. */
+static void observe(int fam, double v)
 {
     pthread_mutex_lock(&lock);
-    series_t *s = series_get(fam, labels);
+    series_t *s = plain_series(fam);
     for (size_t i = 0; i < NBOUNDS; i++)
         if (v <= bounds[i]) {
             s->buckets[i]++;
@@ -125,9 +140,9 @@ static void observe(int fam, const char *labels, double v)
     pthread_mutex_unlock(&lock);
 }
 
-/* Runs start and finish far more often than new integrations or statuses appear, so each
- * thread remembers the series it used last: a hit costs a few string compares instead of
- * building label text and looking it up. metrics_reset moves the generation on, which
+/* Runs start and finish, and requests end, far more often than new integrations, routes or
+ * statuses appear, so each thread remembers the series it used last: a hit costs a few string
+ * compares instead of building label text and looking it up. metrics_reset moves the generation on, which
  * empties every thread's memory at once (the series it pointed to are gone). */
 #define RECENT 8
 typedef struct recent {
@@ -137,24 +152,25 @@ typedef struct recent {
     char status[16];
     series_t *s;
 } recent_t;
-static unsigned generation = 1; /* under lock */
 static __thread recent_t recent[RECENT];
 static __thread unsigned recent_next;
 
-/* The series of FAM for INTEGRATION (and STATUS, may be NULL). Lock held. */
-static series_t *run_series(int fam, const char *integration, const char *status)
+/* The series of FAM labelled NAME_LABEL=NAME (and status=STATUS unless STATUS is NULL). The
+ * family decides the label's name, so the memory keys on the family and the values. Lock held. */
+static series_t *labeled_series(int fam, const char *name_label, const char *name,
+                                const char *status)
 {
-    size_t nl = strlen(integration), sl = status ? strlen(status) : 0;
+    size_t nl = strlen(name), sl = status ? strlen(status) : 0;
     bool cacheable = nl < sizeof recent[0].name && sl < sizeof recent[0].status;
     if (cacheable)
         for (int i = 0; i < RECENT; i++) {
             recent_t *r = &recent[i];
-            if (r->gen == generation && r->fam == fam && strcmp(r->name, integration) == 0 &&
+            if (r->gen == generation && r->fam == fam && strcmp(r->name, name) == 0 &&
                 strcmp(r->status, status ? status : "") == 0)
                 return r->s;
         }
     buf_t l = BUF_INIT;
-    put_label(&l, "integration", integration);
+    put_label(&l, name_label, name);
     if (status)
         put_label(&l, "status", status);
     series_t *s = series_get(fam, l.data);
@@ -163,7 +179,7 @@ static series_t *run_series(int fam, const char *integration, const char *status
         recent_t *r = &recent[recent_next++ % RECENT];
         r->gen = generation;
         r->fam = fam;
-        memcpy(r->name, integration, nl + 1);
+        memcpy(r->name, name, nl + 1);
         memcpy(r->status, status ? status : "", sl + 1);
         r->s = s;
     }
@@ -173,16 +189,16 @@ static series_t *run_series(int fam, const char *integration, const char *status
 void metrics_run_started(const char *integration)
 {
     pthread_mutex_lock(&lock);
-    run_series(FAM_RUNS_STARTED, integration, NULL)->value += 1;
+    labeled_series(FAM_RUNS_STARTED, "integration", integration, NULL)->value += 1;
     pthread_mutex_unlock(&lock);
 }
 
 void metrics_run_finished(const char *integration, const char *status, int64_t duration_ms)
 {
     pthread_mutex_lock(&lock);
-    run_series(FAM_RUNS_FINISHED, integration, status)->value += 1;
+    labeled_series(FAM_RUNS_FINISHED, "integration", integration, status)->value += 1;
     pthread_mutex_unlock(&lock);
-    observe(FAM_RUN_DURATION, "", (double)duration_ms / 1000.0);
+    observe(FAM_RUN_DURATION, (double)duration_ms / 1000.0);
 }
 
 void metrics_http_begin(void)
@@ -192,17 +208,13 @@ void metrics_http_begin(void)
 
 void metrics_http_end(const char *route, int status, double seconds)
 {
-    buf_t l = BUF_INIT;
     char st[16];
     snprintf(st, sizeof st, "%d", status);
-    put_label(&l, "route", route);
-    put_label(&l, "status", st);
     pthread_mutex_lock(&lock);
-    series_get(FAM_HTTP_IN_FLIGHT, "")->value -= 1;
-    series_get(FAM_HTTP_REQUESTS, l.data)->value += 1;
+    plain_series(FAM_HTTP_IN_FLIGHT)->value -= 1;
+    labeled_series(FAM_HTTP_REQUESTS, "route", route, st)->value += 1;
     pthread_mutex_unlock(&lock);
-    observe(FAM_HTTP_DURATION, "", seconds);
-    buf_deinit(&l);
+    observe(FAM_HTTP_DURATION, seconds);
 }
 
 void metrics_http_error(const char *code)

@@ -253,6 +253,32 @@ static void test_core_metrics_labels(void **state)
     metrics_reset();
 }
 
+/* Requests count per route and status, the in-flight gauge comes back to 0, and a reset starts
+ * every series over (the series each thread remembers are gone with it). */
+static void test_core_metrics_http(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        metrics_reset();
+        for (int i = 0; i < 3; i++) {
+            metrics_http_begin();
+            metrics_http_end("/runs/{id}", i < 2 ? 200 : 404, 0.002);
+        }
+        metrics_run_started("a/b");
+        buf_t b = BUF_INIT;
+        metrics_render(&b);
+        assert_non_null(strstr(
+            b.data, "braid_http_requests_total{route=\"/runs/{id}\",status=\"200\"} 2\n"));
+        assert_non_null(strstr(
+            b.data, "braid_http_requests_total{route=\"/runs/{id}\",status=\"404\"} 1\n"));
+        assert_non_null(strstr(b.data, "braid_http_requests_in_flight 0\n"));
+        assert_non_null(strstr(b.data, "braid_http_request_duration_seconds_count 3\n"));
+        assert_non_null(strstr(b.data, "braid_runs_started_total{integration=\"a/b\"} 1\n"));
+        buf_deinit(&b);
+    }
+    metrics_reset();
+}
+
 /* Every size up to JSONALLOC_SMALL and beyond: aligned, disjoint, and a freed block is reused
  * before the reserved range grows. */
 static void test_core_jsonalloc_sizes_and_reuse(void **state)
@@ -360,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_core_format_real_matches_printf),
         cmocka_unit_test(test_core_error_table),
         cmocka_unit_test(test_core_metrics_labels),
+        cmocka_unit_test(test_core_metrics_http),
         cmocka_unit_test(test_core_jsonalloc_sizes_and_reuse),
         cmocka_unit_test(test_core_jsonalloc_across_threads),
         cmocka_unit_test(test_core_jsonalloc_under_jansson),
