@@ -85,8 +85,9 @@ typedef struct cli_engine_flags {
     long long http_connect_timeout_ms, http_low_speed_bytes, http_low_speed_ms;
     long long http_idle_connections;
     long long loop_runs;
+    bool log_runs;
 } cli_engine_flags_t;
-#define CLI_ENGINE_FLAGS 12
+#define CLI_ENGINE_FLAGS 13
 void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg);
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS]);
 void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg);

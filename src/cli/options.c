@@ -312,6 +312,7 @@ void cli_engine_flags_init(cli_engine_flags_t *f, const engine_config_t *cfg)
     f->http_low_speed_ms = cfg->http_low_speed_ms;
     f->http_idle_connections = cfg->http_max_idle_connections;
     f->loop_runs = cfg->loop_runs;
+    f->log_runs = cfg->log_runs;
 }
 
 void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAGS])
@@ -344,6 +345,9 @@ void cli_engine_flags_opts(cli_engine_flags_t *f, cli_opt_t rows[CLI_ENGINE_FLAG
         {"--loop-runs", OPT_INT, &f->loop_runs, "N",
          "async runs that wait only on outbound requests, run at once on the outbound loop "
          "beside the workers (default 256; 0: on the workers only)", 0, 100000},
+        {"--log-runs", OPT_FLAG, &f->log_runs, NULL,
+         "log one line per finished run: ids, status, duration, error code; never its values",
+         0, 0},
     };
     memcpy(rows, table, sizeof table);
 }
@@ -362,4 +366,5 @@ void cli_engine_flags_apply(const cli_engine_flags_t *f, engine_config_t *cfg)
     cfg->http_low_speed_ms = f->http_low_speed_ms;
     cfg->http_max_idle_connections = (int)f->http_idle_connections;
     cfg->loop_runs = (int)f->loop_runs;
+    cfg->log_runs = f->log_runs;
 }

@@ -51,8 +51,9 @@ static bool stack_has_room(void)
 /* The run's stored input context: the payload and whatever CONTEXT (an extended payload, an
  * HTTP request) sets; run_input_context() fills in the defaults when the run is shown or its
  * templates read `input`. PAYLOAD is referenced, not copied: nothing modifies a payload once
- * a call has been made with it. */
-static json_t *input_context(const json_t *payload, const json_t *context)
+ * a call has been made with it. CONTEXT's members are referenced too when FIXED (values that
+ * never change after the call, call_spec_t), else copied. */
+static json_t *input_context(const json_t *payload, const json_t *context, bool fixed)
 {
     json_t *in = json_object();
     json_object_set_nocheck(in, "payload", (json_t *)payload);
@@ -62,7 +63,7 @@ static json_t *input_context(const json_t *payload, const json_t *context)
         json_object_foreach((json_t *)context, k, v)
         {
             if (strcmp(k, "payload") != 0)
-                json_object_set_new(in, k, jsonx_copy(v));
+                json_object_set_new(in, k, fixed ? json_incref(v) : jsonx_copy(v));
         }
     }
     return in;
@@ -272,7 +273,10 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     rec->integration = xstrdup(def->name);
     rec->version = def->version;
     rec->trigger = xstrdup(spec->trigger);
-    rec->trigger_info = spec->trigger_info ? jsonx_copy(spec->trigger_info) : NULL;
+    /* Values that never change after the call are shared, not copied (call_spec_t). */
+    rec->trigger_info = !spec->trigger_info ? NULL
+                        : spec->fixed_values ? json_incref((json_t *)spec->trigger_info)
+                                             : jsonx_copy(spec->trigger_info);
     if (spec->caller) {
         const run_rec_t *p = spec->caller->rec;
         memcpy(rec->parent_id, p->id, UUID_STR_LEN);
@@ -287,7 +291,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     rec->sync_child = !async && spec->caller;
     rec->detached = spec->detached;
     rec->retry_on_interrupt = def->on_interrupt == ON_INTERRUPT_RETRY;
-    rec->input = input_context(payload, spec->context);
+    rec->input = input_context(payload, spec->context, spec->fixed_values);
     json_decref(empty);
     rec->created_at = now;
     rec->scheduled_at = now + (async ? spec->delay_ms : 0);

@@ -358,3 +358,38 @@ def test_each_request_leaves_one_log_line(server):
     assert line["token_id"].startswith("t_") and server.admin not in json.dumps(line)
     missing = [x for x in lines if x["path"] == "/runs/not-a-run"]
     assert len(missing) == 1 and missing[0]["status"] == 404 and "run_id" not in missing[0]
+
+
+def test_log_runs_logs_each_finished_run_without_its_values(make_server):
+    """--log-runs: one line per finished run (the root and its child alike) with ids, status,
+    duration and the error's code; never the run's input, output or messages."""
+    server = make_server(args=("--log-runs",))
+    server.publish(integration("lr/child", [set_task("s", {"y": "secret-output-7"})]))
+    server.publish(integration("lr/root", [call("c", "lr/child"), {
+        "id": "f", "type": "fail", "code": "no_luck", "message": "secret-message-9"}]))
+    rec = server.execute("lr/root", {"secret": "secret-input-5"}).json()
+    assert rec["status"] == "failed", rec
+    deadline = time.time() + 10
+    runs = []
+    while time.time() < deadline and len(runs) < 2:
+        lines = [json.loads(x) for x in server.stderr().splitlines() if x.startswith("{")]
+        runs = [x for x in lines if x.get("msg") == "run finished"]
+        time.sleep(0.05)
+    assert len(runs) == 2, runs
+    root = next(x for x in runs if x["run_id"] == rec["id"])
+    child = next(x for x in runs if x["run_id"] != rec["id"])
+    assert root["integration"] == "lr/root" and root["status"] == "failed"
+    assert root["error_code"] == "no_luck" and "parent_id" not in root
+    assert child["integration"] == "lr/child" and child["status"] == "succeeded"
+    assert child["parent_id"] == rec["id"] and child["root_id"] == rec["id"]
+    assert isinstance(child["duration_ms"], int) and child["trigger"] == "call"
+    text = server.stderr()
+    for secret in ("secret-output-7", "secret-message-9", "secret-input-5"):
+        assert secret not in text
+
+
+def test_runs_are_not_logged_by_default(server):
+    server.publish(integration("lr/quiet", [set_task("s", {"y": 1})]))
+    assert server.execute("lr/quiet", {}).status == 200
+    time.sleep(0.2)
+    assert '"run finished"' not in server.stderr()
