@@ -1017,7 +1017,11 @@ out:
 
 static int op_claim(store_backend_t *be, store_op_t *op, err_t *err)
 {
-    int max = op->u.claim.max > 0 ? op->u.claim.max : 1;
+    int max = op->u.claim.max;
+    op->u.claim.out = NULL;
+    op->u.claim.n = 0;
+    if (max <= 0)
+        return 0;
     const json_t *ex = op->u.claim.exclude;
     char *exclude = json_is_array(ex) && json_array_size(ex) > 0 ? jsonx_dump(ex) : NULL;
     due_t *kind[2] = {xcalloc((size_t)max, sizeof(due_t)), xcalloc((size_t)max, sizeof(due_t))};
