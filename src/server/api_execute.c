@@ -356,7 +356,6 @@ static json_t *payload_or_reply(request_t *req)
     return v;
 }
 
-/* Parse the common parts of an execute request and start the job; the handler's last word. */
 /* The run's input context from the request: {params, path, headers, method, fullpath}, built
  * member by member (json_pack parses its format on every call). NULL when the path or the
  * method is not UTF-8, as json_pack answered: the run then sees the defaults. */
@@ -392,6 +391,7 @@ static json_t *request_context(request_t *req)
     return c;
 }
 
+/* Parse the common parts of an execute request and start the job; the handler's last word. */
 static void execute(request_t *req, const char *integration, const char *trigger_id)
 {
     char *mode_s = http_query(req, "mode");
