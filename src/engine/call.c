@@ -51,9 +51,11 @@ static bool stack_has_room(void)
 /* The run's stored input context: the payload and whatever CONTEXT (an extended payload, an
  * HTTP request) sets; run_input_context() fills in the defaults when the run is shown or its
  * templates read `input`. PAYLOAD is referenced, not copied: nothing modifies a payload once
- * a call has been made with it. CONTEXT's members are referenced too when FIXED (values that
- * never change after the call, call_spec_t), else copied. */
-static json_t *input_context(const json_t *payload, const json_t *context, bool fixed)
+ * a call has been made with it. CONTEXT's members are copied: a reference would let the
+ * caller's thread (the HTTP request's, dropping its context) free a value last while the run's
+ * thread reads it, with nothing ThreadSanitizer can see ordering the two (jansson's decrement
+ * that frees is a release without an acquire; tests/tsan.supp). */
+static json_t *input_context(const json_t *payload, const json_t *context)
 {
     json_t *in = json_object();
     json_object_set_nocheck(in, "payload", (json_t *)payload);
@@ -63,7 +65,7 @@ static json_t *input_context(const json_t *payload, const json_t *context, bool 
         json_object_foreach((json_t *)context, k, v)
         {
             if (strcmp(k, "payload") != 0)
-                json_object_set_new(in, k, fixed ? json_incref(v) : jsonx_copy(v));
+                json_object_set_new(in, k, jsonx_copy(v));
         }
     }
     return in;
@@ -273,10 +275,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     rec->integration = xstrdup(def->name);
     rec->version = def->version;
     rec->trigger = xstrdup(spec->trigger);
-    /* Values that never change after the call are shared, not copied (call_spec_t). */
-    rec->trigger_info = !spec->trigger_info ? NULL
-                        : spec->fixed_values ? json_incref((json_t *)spec->trigger_info)
-                                             : jsonx_copy(spec->trigger_info);
+    rec->trigger_info = spec->trigger_info ? jsonx_copy(spec->trigger_info) : NULL;
     if (spec->caller) {
         const run_rec_t *p = spec->caller->rec;
         memcpy(rec->parent_id, p->id, UUID_STR_LEN);
@@ -291,7 +290,7 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     rec->sync_child = !async && spec->caller;
     rec->detached = spec->detached;
     rec->retry_on_interrupt = def->on_interrupt == ON_INTERRUPT_RETRY;
-    rec->input = input_context(payload, spec->context, spec->fixed_values);
+    rec->input = input_context(payload, spec->context);
     json_decref(empty);
     rec->created_at = now;
     rec->scheduled_at = now + (async ? spec->delay_ms : 0);
