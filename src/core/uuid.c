@@ -33,7 +33,7 @@ static uint64_t next_random(void)
 static int64_t last_ms;
 static uint64_t counter; /* 42 bits: 12 in rand_a, 30 at the top of rand_b */
 
-void uuid_v7(char out[UUID_STR_LEN])
+int64_t uuid_v7(char out[UUID_STR_LEN])
 {
     uint8_t rnd[8];
     uint64_t r = next_random();
@@ -79,6 +79,7 @@ void uuid_v7(char out[UUID_STR_LEN])
         *p++ = hex[b[i] & 15];
     }
     *p = '\0';
+    return ms;
 }
 
 bool uuid_valid(const char *s)

@@ -241,7 +241,9 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
     }
 
     run_rec_t *rec = run_rec_new();
-    uuid_v7(rec->id);
+    /* The id's own millisecond is the run's creation time, so history ordered by id is
+     * ordered by created_at too, whichever thread read the clock first. */
+    int64_t now = uuid_v7(rec->id);
     if (spec->idem_key) {
         char existing[UUID_STR_LEN] = "";
         rc = store_idempotency_claim(eng->store, spec->idem_scope, spec->idem_key, rec->id,
@@ -271,7 +273,6 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
         }
     }
 
-    int64_t now = clock_now_ms();
     rec->integration = xstrdup(def->name);
     rec->version = def->version;
     rec->trigger = xstrdup(spec->trigger);

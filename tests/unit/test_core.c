@@ -113,13 +113,23 @@ static void test_core_uuid_v7_sorts_by_time(void **state)
 {
     (void)state;
     char prev[UUID_STR_LEN] = "";
+    int64_t prev_ms = 0;
     for (int i = 0; i < 10000; i++) {
         char id[UUID_STR_LEN];
-        uuid_v7(id);
+        int64_t before = clock_now_ms();
+        int64_t ms = uuid_v7(id);
         assert_true(uuid_valid(id));
         assert_int_equal(id[14], '7');                   /* version */
         assert_non_null(strchr("89ab", id[19]));         /* variant */
         assert_true(strcmp(prev, id) < 0);
+        /* The returned time is the one in the id (its first 48 bits), never going back. */
+        char stamp[13];
+        snprintf(stamp, sizeof stamp, "%08llx%04llx", (unsigned long long)(ms >> 16),
+                 (unsigned long long)(ms & 0xffff));
+        assert_memory_equal(stamp, id, 8);
+        assert_memory_equal(stamp + 8, id + 9, 4);
+        assert_true(ms >= prev_ms && ms >= before);
+        prev_ms = ms;
         memcpy(prev, id, UUID_STR_LEN);
     }
     assert_false(uuid_valid("not-a-uuid"));
