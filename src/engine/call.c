@@ -306,13 +306,21 @@ int engine_call(engine_t *eng, const call_spec_t *spec, call_result_t *res, bool
         if (spec->caller) /* history shows a queued child's parent */
             run_announce(spec->caller);
         rec->status = spec->delay_ms > 0 ? RUN_SCHEDULED : RUN_QUEUED;
-        res->status = rec->status;
-        res->ticket = spec->fixed_values ? store_run_put_kept(eng->store, rec)
-                                         : store_run_put(eng->store, rec);
-        run_rec_free(rec);
+        /* A root from outside that this process can start now skips the queue: it is put
+         * running, as a claim would leave it (scheduler.c). REC is the scheduler's then. */
+        bool taken = spec->fixed_values && !spec->caller && rec->status == RUN_QUEUED &&
+                     def->max_concurrency == 0 && scheduler_accept(eng, rec, &res->ticket);
+        if (taken) {
+            res->status = RUN_RUNNING;
+        } else {
+            res->status = rec->status;
+            res->ticket = spec->fixed_values ? store_run_put_kept(eng->store, rec)
+                                             : store_run_put(eng->store, rec);
+            run_rec_free(rec);
+        }
         if (!defer_durable && (rc = store_wait(eng->store, res->ticket, err)) < 0)
             return rc;
-        if (eng->sched)
+        if (eng->sched && !taken)
             scheduler_wake(eng);
         return 0;
     }

@@ -322,6 +322,11 @@ void task_connector_exec(run_ctx_t *ctx, const task_t *t, int seq, int64_t attem
 
 int scheduler_start(engine_t *eng, err_t *err);
 void scheduler_wake(engine_t *eng);
+/* Take REC, a root accepted from outside, due now, of an integration without a
+ * max_concurrency, straight into the ready list when the scheduler has room and no older run
+ * waits in the queue: REC is put running and owned (*TICKET its put's ticket) and belongs to
+ * the scheduler from then on. False, REC untouched, when it must go to the queue. */
+bool scheduler_accept(engine_t *eng, run_rec_t *rec, uint64_t *ticket);
 void scheduler_stop(engine_t *eng, int64_t grace_ms);
 /* Claim the due run ID for this thread when it is still queued; 0 and *OUT when claimed. */
 int scheduler_claim_one(engine_t *eng, const char *id, run_rec_t **out);

@@ -29,6 +29,16 @@
  * upstreams together on the loop's one thread instead of queueing behind the workers. They
  * count as active until they end, and scheduler_stop waits for them as for the workers.
  *
+ * A root accepted here from outside (an async execute), due now, of an integration without a
+ * max_concurrency, skips the queue while the ready list has room and the last claim found the
+ * queue drained (scheduler_accept): its one write puts it in the store running and owned,
+ * exactly as a claim would leave it, and it goes straight into the ready list. That spares the
+ * claim's walk of the queue, its update of the row and the scheduler's part in between. Idle
+ * workers are woken once per commit of such runs (wake_workers), so a run usually starts once
+ * its record is durable; a worker woken for one commit may take a run accepted since, and
+ * starts it at once when it only computes: its writes queue behind its record, and a crash
+ * loses them together. A run that may reach the network waits for its commit first.
+ *
  * In memory there is only the ready list, a timer for the next due run and a wake-up signal;
  * the queue itself lives in the store. */
 #include "engine/engine_internal.h"
@@ -57,6 +67,7 @@ typedef struct ready {
     run_rec_t *rec;
     held_t *h;          /* its integration's entry when that is limited, else NULL */
     root_state_t *root; /* a reference to its call tree's state, held until it has run */
+    uint64_t ticket;    /* accepted here (scheduler_accept): its record's put; 0 when claimed */
 } ready_t;
 
 struct scheduler {
@@ -75,6 +86,11 @@ struct scheduler {
     int on_loop;        /* of those, on the loop: at most cfg.loop_runs */
     int64_t last_take;  /* monotonic ms: a worker last took a run, or the list filled */
     int ahead;          /* runs to keep ready beyond the idle workers, 0..PREFETCH */
+    /* The last claim found fewer due runs than it asked for and nothing was queued since
+     * (scheduler_wake): a run accepted here passes no older one by skipping the queue. */
+    bool queue_clear;
+    unsigned queued; /* scheduler_wake calls: something may have been queued */
+    bool wake_at_commit; /* runs accepted here wait for wake_workers */
     bool sched_waiting; /* the scheduler sleeps on WAKE */
     bool stop_claiming;
     bool stopping;
@@ -109,6 +125,7 @@ static void release_run(engine_t *eng, run_rec_t *rec)
 {
     rec->status = RUN_QUEUED;
     rec->started_at = 0;
+    rec->owner = NULL;
     store_run_put(eng->store, rec);
     run_rec_free(rec);
 }
@@ -163,14 +180,14 @@ static void run_on_loop(void *arg)
     free(lr);
 }
 
-/* Hand R to the outbound loop when its only waits are outbound requests and the loop has
- * room: there it waits without holding a worker, so runs calling slow upstreams do not
- * queue behind --workers. False when the worker must run it itself. Not under MU. */
-static bool hand_to_loop(scheduler_t *s, const ready_t *r)
+/* Hand R (whose waits are WAITS) to the outbound loop when its only waits are outbound
+ * requests and the loop has room: there it waits without holding a worker, so runs calling
+ * slow upstreams do not queue behind --workers. False when the worker must run it itself.
+ * Not under MU. */
+static bool hand_to_loop(scheduler_t *s, const ready_t *r, exec_waits_t waits)
 {
     engine_t *eng = s->eng;
-    if (eng->cfg.loop_runs <= 0 ||
-        engine_waits(eng, r->rec->integration, r->rec->version, EXEC_SYNC) != EXEC_WAITS_NETWORK)
+    if (eng->cfg.loop_runs <= 0 || waits != EXEC_WAITS_NETWORK)
         return false;
     pthread_mutex_lock(&s->mu);
     bool room = s->on_loop < eng->cfg.loop_runs;
@@ -207,7 +224,19 @@ static void *worker_main(void *arg)
             if (s->n_ready < low_mark(s) && !s->woken)
                 wake_scheduler(s);
             pthread_mutex_unlock(&s->mu);
-            if (hand_to_loop(s, &r)) {
+            exec_waits_t waits =
+                engine_waits(s->eng, r.rec->integration, r.rec->version, EXEC_SYNC);
+            if (r.ticket && waits != EXEC_WAITS_NOTHING &&
+                store_wait(s->eng->store, r.ticket, NULL) < 0) {
+                /* Its record was never committed and its caller was told so: it never ran. */
+                run_rec_free(r.rec);
+                root_release(s->eng, r.root);
+                pthread_mutex_lock(&s->mu);
+                s->idle++;
+                ran(s, &r);
+                continue;
+            }
+            if (hand_to_loop(s, &r, waits)) {
                 pthread_mutex_lock(&s->mu);
                 s->idle++;
                 continue;
@@ -279,22 +308,28 @@ static int run_limit(engine_t *eng, const run_rec_t *rec)
     return def->max_concurrency > 0 ? def->max_concurrency : 0;
 }
 
+/* Make room for N more runs at the end of the ready list. Under MU. */
+static void ready_reserve(scheduler_t *s, int n)
+{
+    if (s->first + s->n_ready + n <= s->cap_ready)
+        return;
+    if (s->first > 0) {
+        memmove(s->ready, s->ready + s->first, (size_t)s->n_ready * sizeof *s->ready);
+        s->first = 0;
+    }
+    if (s->n_ready + n > s->cap_ready) {
+        s->cap_ready = s->n_ready + n > 2 * s->cap_ready ? s->n_ready + n : 2 * s->cap_ready;
+        s->ready = xrealloc(s->ready, (size_t)s->cap_ready * sizeof *s->ready);
+    }
+}
+
 /* Append the N claimed runs RUNS (taken; LIMITS their max_concurrency, ROOTS their trees'
  * states, taken) to the ready list, oldest first; a run of an integration whose limit is
  * already held goes back to the queue. Returns how many were kept. Under MU. */
 static int take_claimed(scheduler_t *s, run_rec_t **runs, const int *limits, root_state_t **roots,
                         int n)
 {
-    if (s->first + s->n_ready + n > s->cap_ready) {
-        if (s->first > 0) {
-            memmove(s->ready, s->ready + s->first, (size_t)s->n_ready * sizeof *s->ready);
-            s->first = 0;
-        }
-        if (s->n_ready + n > s->cap_ready) {
-            s->cap_ready = s->n_ready + n > 2 * s->cap_ready ? s->n_ready + n : 2 * s->cap_ready;
-            s->ready = xrealloc(s->ready, (size_t)s->cap_ready * sizeof *s->ready);
-        }
-    }
+    ready_reserve(s, n);
     int kept = 0;
     for (int i = 0; i < n; i++) {
         held_t *h = NULL;
@@ -316,7 +351,7 @@ static int take_claimed(scheduler_t *s, run_rec_t **runs, const int *limits, roo
             h->held++;
             concurrency_enter(s->eng, h->name, 0); /* the engine's count: see the top */
         }
-        s->ready[s->first + s->n_ready++] = (ready_t){runs[i], h, roots[i]};
+        s->ready[s->first + s->n_ready++] = (ready_t){runs[i], h, roots[i], 0};
         kept++;
     }
     return kept;
@@ -397,8 +432,11 @@ static void *scheduler_main(void *arg)
                     s->ahead = PREFETCH;
                 want = s->idle + s->ahead;
             }
+            unsigned queued = s->queued;
             int n = claim(s, want);
             queue_empty = n < want;
+            /* a run queued while the store worked may be behind the claim */
+            s->queue_clear = queue_empty && queued == s->queued;
             continue;
         }
         if (s->woken) {
@@ -429,7 +467,7 @@ static void *scheduler_main(void *arg)
             s->sched_waiting = false;
         }
         if (!s->woken)
-            queue_empty = false; /* timed out: look at the store again */
+            queue_empty = s->queue_clear = false; /* timed out: look at the store again */
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -476,8 +514,69 @@ void scheduler_wake(engine_t *eng)
     scheduler_t *s = eng->sched;
     pthread_mutex_lock(&s->mu);
     s->woken = true;
+    s->queued++;
+    s->queue_clear = false;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* After the commit of a run accepted here: wake idle workers for the ready runs. One wake-up
+ * per commit for every run it accepted, not one per run: at thousands of runs a second a
+ * worker woken for each would spend more on the switch than on the run. On the store's
+ * writer thread. */
+static void wake_workers(void *arg, int rc, const err_t *err)
+{
+    (void)rc; /* a run whose record failed is dropped by its worker */
+    (void)err;
+    scheduler_t *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->wake_at_commit = false;
+    for (int i = 0; i < s->n_ready && i < s->idle; i++)
+        pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether a run accepted now may skip the queue: see the top. Under MU. */
+static bool may_accept(const scheduler_t *s)
+{
+    return s->queue_clear && !s->stop_claiming && s->n_ready < s->idle + PREFETCH;
+}
+
+/* See engine_internal.h. */
+bool scheduler_accept(engine_t *eng, run_rec_t *rec, uint64_t *ticket)
+{
+    scheduler_t *s = eng->sched;
+    if (!s)
+        return false;
+    pthread_mutex_lock(&s->mu);
+    bool room = may_accept(s);
+    pthread_mutex_unlock(&s->mu);
+    if (!room)
+        return false;
+    int64_t now = clock_now_ms();
+    rec->status = RUN_RUNNING;
+    rec->started_at = now;
+    rec->owner = eng->owner;
+    rec->lease_until = now + eng->cfg.lease_ms;
+    root_state_t *root = root_acquire(eng, rec->id, true);
+    *ticket = store_run_put(eng->store, rec);
+    pthread_mutex_lock(&s->mu);
+    if (s->stop_claiming) { /* stopping meanwhile: the next start runs it */
+        pthread_mutex_unlock(&s->mu);
+        release_run(eng, rec);
+        root_release(eng, root);
+        return true;
+    }
+    ready_reserve(s, 1);
+    if (s->n_ready == 0)
+        s->last_take = clock_mono_ms();
+    s->ready[s->first + s->n_ready++] = (ready_t){rec, NULL, root, *ticket};
+    bool first = !s->wake_at_commit;
+    s->wake_at_commit = true;
+    pthread_mutex_unlock(&s->mu);
+    if (first)
+        store_on_commit(eng->store, *ticket, wake_workers, s);
+    return true;
 }
 
 int scheduler_active(engine_t *eng)

@@ -663,8 +663,9 @@ static int put_stmt(store_backend_t *be, bool runs, int k, sq_put_t **out, err_t
  * created_at, idempotency_key) are fixed when the engine first builds the record (call.c),
  * so listing them made every second put of a run rewrite runs_integration and runs_tree
  * for nothing (bench/writer_analysis.md). */
-#define RUN_PUT_COLS 25
-static const char SQL_RUN_PUT_HEAD[] = "INSERT INTO runs(" SQ_RUN_COLS ", steps) VALUES ";
+#define RUN_PUT_COLS 27
+static const char SQL_RUN_PUT_HEAD[] =
+    "INSERT INTO runs(" SQ_RUN_COLS ", steps, owner, lease_until) VALUES ";
 static const char SQL_RUN_PUT_TAIL[] =
     " ON CONFLICT(id) DO UPDATE SET status=excluded.status, output=excluded.output,"
     " error=excluded.error, scheduled_at=excluded.scheduled_at,"
@@ -764,6 +765,14 @@ static void bind_run(sq_put_t *p, int b, const run_rec_t *r, const store_text_t 
     put_int(p, b + 23, r->attempt);
     put_text(p, b + 24, r->idempotency_key);
     put_json(p, b + 25, &j[STORE_RUN_JSON]); /* the held steps */
+    /* Only a new row takes these (the upsert leaves a row's own): a run taken here without
+     * a claim. */
+    bool owned = r->owner && r->status == RUN_RUNNING;
+    put_text(p, b + 26, owned ? r->owner : NULL);
+    if (owned)
+        put_int(p, b + 27, r->lease_until);
+    else
+        put_null(p, b + 27);
 }
 
 static int w_run_put(store_backend_t *be, run_rec_t *const *runs, const store_text_t *json,

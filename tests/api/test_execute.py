@@ -1,6 +1,7 @@
 """POST /integrations/execute/NAME and /triggers/ID/execute (SPEC §9, §1 "Input context",
 §8): sync, async, scheduled children, wait_ms, idempotency, the input context, mode and
 version, trigger fan-out, concurrency_limit."""
+import sqlite3
 import threading
 import time
 
@@ -44,7 +45,8 @@ def test_async_mode_202_then_succeeds(server):
     r = server.execute("x/echo", {"v": 3}, query="mode=async")
     assert r.status == 202, r
     body = r.json()
-    assert body["status"] in ("queued", "scheduled") and UUID7_RE.match(body["run_id"])
+    # "running" when the server took the run at once (below), else "queued"
+    assert body["status"] in ("queued", "running") and UUID7_RE.match(body["run_id"])
     assert list(body) == ["run_id", "status", "scheduled_at"], body
     assert_time(body["scheduled_at"])
     assert r.headers["location"] == f"/runs/{body['run_id']}"
@@ -52,6 +54,31 @@ def test_async_mode_202_then_succeeds(server):
     rec = server.wait_run(body["run_id"])
     assert rec["status"] == "succeeded" and rec["output"]["echoed"] == 3
     assert rec["scheduled_at"] == body["scheduled_at"]
+
+
+def test_async_run_taken_at_once_is_written_running_and_owned(server):
+    """A server with idle workers and nothing queued takes an async run at once: the one write
+    that accepts it leaves it running, owned by the server and leased, as a claim would; the
+    answer says so."""
+    server.publish(nop_doc(), slow_doc())
+    time.sleep(0.3)  # the scheduler's first look at the queue, at start
+    before = int(time.time() * 1000)
+    r = server.execute("t/slow", {"ms": 1500}, query="mode=async")
+    assert r.status == 202 and r.json()["status"] == "running", r
+    run_id = r.json()["run_id"]
+    db = sqlite3.connect(f"file:{server.data}/braid.db?mode=ro", uri=True)
+    try:
+        status, owner, lease_until, started_at, attempt = db.execute(
+            "SELECT status, owner, lease_until, started_at, attempt FROM runs WHERE id=?",
+            (run_id,)).fetchone()
+    finally:
+        db.close()
+    assert status == "running" and attempt == 1
+    assert owner and lease_until > int(time.time() * 1000)
+    assert started_at >= before
+    rec = server.wait_run(run_id, timeout=30)
+    assert rec["status"] == "succeeded" and rec["output"] == {"slept": 1500}
+    assert rec["attempt"] == 1
 
 
 def test_run_async_default_and_mode_override(server):
@@ -81,7 +108,7 @@ def test_async_parent_with_delayed_child(server):
     server.publish(nop_doc("x/nop"),
                    integration("x/later", [call("c", "x/nop", strategy="async", delay_ms=300)]))
     r = server.execute("x/later", {}, query="mode=async")
-    assert r.status == 202 and r.json()["status"] == "queued", r
+    assert r.status == 202 and r.json()["status"] in ("queued", "running"), r
     parent = server.wait_run(r.json()["run_id"])
     child = server.get("/runs?parent_id=" + parent["id"]).json()["runs"][0]
     assert server.wait_run(child["id"])["status"] == "succeeded"
