@@ -89,9 +89,9 @@ struct scheduler {
     /* The last claim found fewer due runs than it asked for and nothing was queued since
      * (scheduler_wake): a run accepted here passes no older one by skipping the queue. */
     bool queue_clear;
-    unsigned queued; /* scheduler_wake calls: something may have been queued */
     bool wake_at_commit; /* runs accepted here wait for wake_workers */
     bool sched_waiting; /* the scheduler sleeps on WAKE */
+    bool sleeps_blind;  /* ... without a timer for the next due run (it could not claim) */
     bool stop_claiming;
     bool stopping;
     bool woken;
@@ -101,6 +101,15 @@ struct scheduler {
 static int low_mark(const scheduler_t *s)
 {
     return s->ahead / 2;
+}
+
+/* Whether a worker taking or ending a run should wake the scheduler to claim more: not while
+ * the queue is known drained and the scheduler sleeps with a timer for the next due run (runs
+ * accepted here keep coming straight to the list; waking it would only make it claim none).
+ * Under MU. */
+static bool claim_may_find(const scheduler_t *s)
+{
+    return !s->woken && (!s->queue_clear || s->sleeps_blind);
 }
 
 static void wake_scheduler(scheduler_t *s)
@@ -151,7 +160,7 @@ static void ran(scheduler_t *s, const ready_t *r)
     unhold(s, r->h);
     if (s->stop_claiming)
         pthread_cond_broadcast(&s->wake); /* scheduler_stop counts the active runs */
-    else if (s->n_ready == 0 && !s->woken)
+    else if (s->n_ready == 0 && claim_may_find(s))
         wake_scheduler(s);
 }
 
@@ -221,7 +230,7 @@ static void *worker_main(void *arg)
             s->idle--;
             s->active++;
             s->last_take = clock_mono_ms();
-            if (s->n_ready < low_mark(s) && !s->woken)
+            if (s->n_ready < low_mark(s) && claim_may_find(s))
                 wake_scheduler(s);
             pthread_mutex_unlock(&s->mu);
             exec_waits_t waits =
@@ -432,11 +441,11 @@ static void *scheduler_main(void *arg)
                     s->ahead = PREFETCH;
                 want = s->idle + s->ahead;
             }
-            unsigned queued = s->queued;
             int n = claim(s, want);
-            queue_empty = n < want;
-            /* a run queued while the store worked may be behind the claim */
-            s->queue_clear = queue_empty && queued == s->queued;
+            /* Runs queued while the store worked may be behind the claim: the wake-up they
+             * left makes the next claim take them, and runs accepted meanwhile were
+             * concurrent with them. */
+            queue_empty = s->queue_clear = n < want;
             continue;
         }
         if (s->woken) {
@@ -463,8 +472,9 @@ static void *scheduler_main(void *arg)
             until = s->last_take + STALL_MS;
         if (!s->woken && !s->stopping) {
             s->sched_waiting = true;
+            s->sleeps_blind = !may_claim; /* no timer for the next due run: see claim_may_find */
             cond_wait_until(&s->wake, &s->mu, until, IDLE_POLL_MS);
-            s->sched_waiting = false;
+            s->sched_waiting = s->sleeps_blind = false;
         }
         if (!s->woken)
             queue_empty = s->queue_clear = false; /* timed out: look at the store again */
@@ -514,7 +524,6 @@ void scheduler_wake(engine_t *eng)
     scheduler_t *s = eng->sched;
     pthread_mutex_lock(&s->mu);
     s->woken = true;
-    s->queued++;
     s->queue_clear = false;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
