@@ -150,6 +150,8 @@ static void release_ready(scheduler_t *s)
         release_run(s->eng, r->rec);
         root_release(s->eng, r->root);
     }
+    if (s->n_ready > 0)
+        s->queue_clear = false; /* they are in the queue again */
     s->first = s->n_ready = 0;
 }
 
