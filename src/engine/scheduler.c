@@ -642,6 +642,8 @@ void scheduler_stop(engine_t *eng, int64_t grace_ms)
     while (s->on_loop > 0)
         cond_wait_until(&s->wake, &s->mu, NO_DEADLINE, 50);
     pthread_mutex_unlock(&s->mu);
+    /* A wake_workers still waiting for its commit must have run before S goes. */
+    store_flush(eng->store, NULL);
     free(s->workers);
     free(s->ready);
     strmap_each(s->held, free_held, NULL); /* empty unless a run outlived the grace period */
