@@ -81,6 +81,35 @@ def test_async_run_taken_at_once_is_written_running_and_owned(server):
     assert rec["attempt"] == 1
 
 
+def test_runs_taken_ahead_go_back_to_the_queue_on_stop(make_server):
+    """Runs the server took while its one worker was busy wait in its ready list, running in
+    the store; a stop gives them back to the queue, never started, and the next start runs
+    them as their first attempt."""
+    srv = make_server(["--workers", "1", "--grace-ms", "10000"])
+    srv.publish(nop_doc(), slow_doc())
+    time.sleep(0.3)
+    ids, statuses = [], []
+    for _ in range(3):
+        r = srv.execute("t/slow", {"ms": 1000}, query="mode=async")
+        assert r.status == 202, r
+        ids.append(r.json()["run_id"])
+        statuses.append(r.json()["status"])
+    assert statuses[0] == "running", statuses
+    srv.stop()  # the first run ends within the grace period; the others are given back
+    db = sqlite3.connect(f"file:{srv.data}/braid.db?mode=ro", uri=True)
+    try:
+        rows = dict(db.execute(
+            "SELECT id, status FROM runs WHERE id IN (?, ?, ?)", ids).fetchall())
+    finally:
+        db.close()
+    assert rows[ids[0]] == "succeeded"
+    assert rows[ids[1]] == rows[ids[2]] == "queued", rows
+    srv.start()
+    for run_id in ids:
+        rec = srv.wait_run(run_id, timeout=60)
+        assert rec["status"] == "succeeded" and rec["attempt"] == 1, rec
+
+
 def test_run_async_default_and_mode_override(server):
     server.publish(echo("x/bg", run_async=True))
     r = server.execute("x/bg", {"v": 1})
