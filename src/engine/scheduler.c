@@ -134,7 +134,6 @@ static void release_run(engine_t *eng, run_rec_t *rec)
 {
     rec->status = RUN_QUEUED;
     rec->started_at = 0;
-    rec->owner = NULL;
     store_run_put(eng->store, rec);
     run_rec_free(rec);
 }
@@ -237,22 +236,21 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             exec_waits_t waits =
                 engine_waits(s->eng, r.rec->integration, r.rec->version, EXEC_SYNC);
-            if (r.ticket && waits != EXEC_WAITS_NOTHING &&
-                store_wait(s->eng->store, r.ticket, NULL) < 0) {
-                /* Its record was never committed and its caller was told so: it never ran. */
+            /* A run accepted here that may reach the network starts only once its record is
+             * committed; when that failed, its caller was told so and it never runs. */
+            bool recorded = !r.ticket || waits == EXEC_WAITS_NOTHING ||
+                            store_wait(s->eng->store, r.ticket, NULL) == 0;
+            if (recorded && hand_to_loop(s, &r, waits)) {
+                pthread_mutex_lock(&s->mu);
+                s->idle++;
+                continue;
+            }
+            if (recorded) {
+                execute(s, &r);
+            } else {
                 run_rec_free(r.rec);
                 root_release(s->eng, r.root);
-                pthread_mutex_lock(&s->mu);
-                s->idle++;
-                ran(s, &r);
-                continue;
             }
-            if (hand_to_loop(s, &r, waits)) {
-                pthread_mutex_lock(&s->mu);
-                s->idle++;
-                continue;
-            }
-            execute(s, &r);
             pthread_mutex_lock(&s->mu);
             s->idle++;
             ran(s, &r);

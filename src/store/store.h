@@ -65,8 +65,9 @@ typedef struct run_rec {
     int attempt;                  /* 1, 2, ... */
     char *idempotency_key;        /* NULL = none */
     /* A running run this process took without a claim (scheduler_accept) is written owned by
-     * OWNER (borrowed: the engine's) until LEASE_UNTIL, as a claim would leave it. NULL for
-     * every other run: a put keeps whatever owner the row has. */
+     * OWNER (borrowed: the engine's) until LEASE_UNTIL, as a claim would leave it; a put of
+     * the run in any other status ignores them. NULL for every other run: a put keeps
+     * whatever owner the row has. */
     const char *owner;
     int64_t lease_until;
     /* Steps of this attempt kept in the run's own row (store_run_hold_step): the text of a
